@@ -1,0 +1,50 @@
+# fraud-ray: `make run` for the main job, `make test` for the whole suite. Both start from nothing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+
+.PHONY: install lock run test lint format services bench clean
+
+$(BIN)/uv:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet uv==$(UV_VERSION)
+
+# The lock pins every package, direct or not, so a fresh machine gets the environment tested here.
+$(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+lock: | $(BIN)/uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o requirements.lock
+
+run: install
+	$(BIN)/fraud-ray simulate
+	$(BIN)/fraud-ray features
+
+# Services the tests start themselves need their programs installed; as root we install them.
+services:
+	@command -v redis-server >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server; \
+	  else echo "redis-server is missing: sudo apt-get install redis-server"; exit 1; fi; }
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: install services lint
+	RAY_AUTH_MODE=disabled $(BIN)/pytest
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install
+	$(BIN)/python bench/data_pipeline.py
+
+clean:
+	rm -rf data mlruns mlartifacts .pytest_cache .ruff_cache

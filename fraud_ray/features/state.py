@@ -1,0 +1,285 @@
+"""Online feature state: the recent history of every card and terminal, in memory or in Redis.
+
+The online path (``online.py``) asks a state for the histories a batch of transactions needs, works
+on them in process, and hands back the new events to keep. Redis therefore costs two round trips per
+batch, not per transaction, and the feature arithmetic lives in one place for both backends.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
+
+from fraud_ray.features.definitions import MICROS_PER_SECOND, FeatureSpec
+
+if TYPE_CHECKING:
+    import redis
+
+    from fraud_ray.schema import Transaction
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class Event:
+    """A transaction reduced to what the feature state needs, with its time in epoch microseconds."""
+
+    transaction_id: str
+    ts_us: int
+    amount: float
+    card_id: str | None = None
+    terminal_id: str | None = None
+    attributes: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[int, str]:
+        return (self.ts_us, self.transaction_id)
+
+    @classmethod
+    def from_transaction(cls, transaction: Transaction) -> Event:
+        return cls(
+            transaction_id=transaction.transaction_id,
+            ts_us=epoch_micros(transaction.timestamp),
+            amount=transaction.amount,
+            card_id=transaction.card_id,
+            terminal_id=transaction.terminal_id,
+            attributes=dict(transaction.attributes),
+        )
+
+
+def epoch_micros(moment: datetime) -> int:
+    """Exact integer microseconds; ``datetime.timestamp()`` goes through a float and can be 1 µs off."""
+    return (moment - EPOCH) // _MICROSECOND
+
+
+@dataclass
+class CardHistory:
+    """A card's events in (time, transaction id) order, with their amounts."""
+
+    keys: list[tuple[int, str]] = field(default_factory=list)
+    amounts: list[float] = field(default_factory=list)
+
+    def insert(self, event: Event) -> bool:
+        at = bisect.bisect_left(self.keys, event.key)
+        if at < len(self.keys) and self.keys[at] == event.key:
+            return False
+        self.keys.insert(at, event.key)
+        self.amounts.insert(at, event.amount)
+        return True
+
+    def forget_before(self, ts_us: int) -> None:
+        cut = bisect.bisect_left(self.keys, (ts_us,))
+        del self.keys[:cut], self.amounts[:cut]
+
+
+@dataclass
+class TerminalHistory:
+    """A terminal's events in (time, transaction id) order and the ids labelled as fraud."""
+
+    keys: list[tuple[int, str]] = field(default_factory=list)
+    frauds: set[str] = field(default_factory=set)
+
+    def insert(self, event: Event) -> bool:
+        at = bisect.bisect_left(self.keys, event.key)
+        if at < len(self.keys) and self.keys[at] == event.key:
+            return False
+        self.keys.insert(at, event.key)
+        return True
+
+    def forget_before(self, ts_us: int) -> None:
+        cut = bisect.bisect_left(self.keys, (ts_us,))
+        self.frauds.difference_update(tx for _, tx in self.keys[:cut])
+        del self.keys[:cut]
+
+
+@dataclass
+class Histories:
+    """The histories one batch works on; ``added`` collects what the batch appended."""
+
+    cards: dict[str, CardHistory] = field(default_factory=dict)
+    terminals: dict[str, TerminalHistory] = field(default_factory=dict)
+    added: list[Event] = field(default_factory=list)
+
+
+class FeatureState(Protocol):
+    def histories(self, events: Sequence[Event]) -> Histories:
+        """The histories of every card and terminal in ``events``, far enough back for all windows."""
+        ...
+
+    def commit(self, histories: Histories) -> None:
+        """Keep the events the batch added to ``histories`` and forget what no window needs."""
+        ...
+
+    def record_labels(self, labels: Iterable[tuple[str, int]]) -> int:
+        """Store (transaction_id, is_fraud) labels; returns how many named a known transaction."""
+        ...
+
+
+class MemoryState:
+    """State in this process: for one replica, the tests and offline replays."""
+
+    def __init__(self, spec: FeatureSpec) -> None:
+        self.spec = spec
+        self._cards: dict[str, CardHistory] = {}
+        self._terminals: dict[str, TerminalHistory] = {}
+        self._terminal_of: dict[str, str] = {}
+        self._seen: deque[tuple[int, str]] = deque()
+        self._latest_us: int | None = None
+
+    def histories(self, events: Sequence[Event]) -> Histories:
+        found = Histories()
+        for event in events:
+            if event.card_id is not None:
+                found.cards[event.card_id] = self._cards.setdefault(event.card_id, CardHistory())
+            if event.terminal_id is not None:
+                found.terminals[event.terminal_id] = self._terminals.setdefault(
+                    event.terminal_id, TerminalHistory()
+                )
+        return found
+
+    def commit(self, histories: Histories) -> None:
+        if not histories.added:
+            return
+        latest = max(event.ts_us for event in histories.added)
+        self._latest_us = latest if self._latest_us is None else max(self._latest_us, latest)
+        for event in histories.added:
+            if event.terminal_id is not None:
+                self._terminal_of[event.transaction_id] = event.terminal_id
+                self._seen.append(event.key)
+        for card in histories.cards.values():
+            card.forget_before(self._latest_us - self.spec.card_retention_us)
+        horizon = self._latest_us - self.spec.terminal_retention_us
+        for terminal in histories.terminals.values():
+            terminal.forget_before(horizon)
+        while self._seen and self._seen[0][0] < horizon:
+            self._terminal_of.pop(self._seen.popleft()[1], None)
+
+    def record_labels(self, labels: Iterable[tuple[str, int]]) -> int:
+        known = 0
+        for transaction_id, is_fraud in labels:
+            terminal_id = self._terminal_of.get(transaction_id)
+            if terminal_id is None:
+                continue
+            known += 1
+            frauds = self._terminals[terminal_id].frauds
+            if is_fraud:
+                frauds.add(transaction_id)
+            else:
+                frauds.discard(transaction_id)
+        return known
+
+
+class RedisState:
+    """State shared by every replica and node through Redis.
+
+    Keys (under ``prefix``): ``card:<id>`` and ``terminal:<id>`` are sorted sets of transaction ids
+    scored by time (a card member carries its amount), ``terminal:<id>:fraud`` holds the ids labelled
+    fraud, and ``tx:<id>`` remembers a transaction's time and terminal so a label can find it; it
+    expires once no window can reach it.
+    """
+
+    def __init__(self, spec: FeatureSpec, client: redis.Redis, prefix: str = "fraud-ray") -> None:
+        self.spec = spec
+        self.client = client
+        self.prefix = prefix
+
+    @classmethod
+    def from_url(cls, spec: FeatureSpec, url: str, prefix: str = "fraud-ray") -> RedisState:
+        import redis
+
+        return cls(spec, redis.Redis.from_url(url, decode_responses=True), prefix)
+
+    def _card_key(self, card_id: str) -> str:
+        return f"{self.prefix}:card:{card_id}"
+
+    def _terminal_key(self, terminal_id: str) -> str:
+        return f"{self.prefix}:terminal:{terminal_id}"
+
+    def _tx_key(self, transaction_id: str) -> str:
+        return f"{self.prefix}:tx:{transaction_id}"
+
+    def histories(self, events: Sequence[Event]) -> Histories:
+        if not events:
+            return Histories()
+        earliest = min(event.ts_us for event in events)
+        cards = sorted({e.card_id for e in events if e.card_id is not None})
+        terminals = sorted({e.terminal_id for e in events if e.terminal_id is not None})
+        pipe = self.client.pipeline(transaction=False)
+        for card_id in cards:
+            pipe.zrangebyscore(
+                self._card_key(card_id),
+                earliest - self.spec.card_retention_us,
+                "+inf",
+                withscores=True,
+            )
+        since = earliest - self.spec.terminal_retention_us
+        for terminal_id in terminals:
+            pipe.zrangebyscore(self._terminal_key(terminal_id), since, "+inf", withscores=True)
+            pipe.zrangebyscore(self._terminal_key(terminal_id) + ":fraud", since, "+inf")
+        replies = iter(pipe.execute())
+        found = Histories()
+        for card_id in cards:
+            rows = sorted((int(score), *member.rsplit("|", 1)) for member, score in next(replies))
+            found.cards[card_id] = CardHistory(
+                keys=[(ts, tx) for ts, tx, _ in rows], amounts=[float(a) for _, _, a in rows]
+            )
+        for terminal_id in terminals:
+            keys = sorted((int(score), member) for member, score in next(replies))
+            found.terminals[terminal_id] = TerminalHistory(keys=keys, frauds=set(next(replies)))
+        return found
+
+    def commit(self, histories: Histories) -> None:
+        if not histories.added:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        latest_card: dict[str, int] = {}
+        latest_terminal: dict[str, int] = {}
+        ttl = max(1, self.spec.terminal_retention_us // MICROS_PER_SECOND)
+        for event in histories.added:
+            if event.card_id is not None:
+                member = f"{event.transaction_id}|{event.amount!r}"
+                pipe.zadd(self._card_key(event.card_id), {member: event.ts_us})
+                latest_card[event.card_id] = max(latest_card.get(event.card_id, 0), event.ts_us)
+            if event.terminal_id is not None:
+                key = self._terminal_key(event.terminal_id)
+                pipe.zadd(key, {event.transaction_id: event.ts_us})
+                pipe.set(
+                    self._tx_key(event.transaction_id), f"{event.ts_us}|{event.terminal_id}", ex=ttl
+                )
+                latest_terminal[event.terminal_id] = max(
+                    latest_terminal.get(event.terminal_id, 0), event.ts_us
+                )
+        for card_id, latest in latest_card.items():
+            cut = latest - self.spec.card_retention_us
+            pipe.zremrangebyscore(self._card_key(card_id), "-inf", f"({cut}")
+        for terminal_id, latest in latest_terminal.items():
+            cut = latest - self.spec.terminal_retention_us
+            key = self._terminal_key(terminal_id)
+            pipe.zremrangebyscore(key, "-inf", f"({cut}")
+            pipe.zremrangebyscore(key + ":fraud", "-inf", f"({cut}")
+        pipe.execute()
+
+    def record_labels(self, labels: Iterable[tuple[str, int]]) -> int:
+        labels = list(labels)
+        if not labels:
+            return 0
+        located = self.client.mget([self._tx_key(tx) for tx, _ in labels])
+        pipe = self.client.pipeline(transaction=False)
+        known = 0
+        for (transaction_id, is_fraud), where in zip(labels, located, strict=True):
+            if where is None:
+                continue
+            known += 1
+            ts, terminal_id = where.split("|", 1)
+            key = self._terminal_key(terminal_id) + ":fraud"
+            if is_fraud:
+                pipe.zadd(key, {transaction_id: int(ts)})
+            else:
+                pipe.zrem(key, transaction_id)
+        pipe.execute()
+        return known

@@ -1,0 +1,180 @@
+"""The data contracts: what a transaction is, what a decision is, and how a user's file maps onto them.
+
+Every other module imports these names instead of spelling column lists of its own.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+TRANSACTION_ID = "transaction_id"
+TIMESTAMP = "timestamp"
+CARD_ID = "card_id"
+TERMINAL_ID = "terminal_id"
+AMOUNT = "amount"
+LABEL = "is_fraud"
+FRAUD_SCENARIO = "fraud_scenario"
+OPTIONAL_TEXT_FIELDS = ("merchant_category", "channel", "country")
+
+PositiveAmount = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class Transaction(BaseModel):
+    """One card payment as it reaches fraud-ray over HTTP, Kafka or a file."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    transaction_id: str = Field(min_length=1, max_length=128)
+    timestamp: datetime = Field(description="ISO 8601 or epoch seconds; naive times are UTC")
+    card_id: str | None = Field(None, min_length=1, max_length=128)
+    terminal_id: str | None = Field(None, min_length=1, max_length=128)
+    amount: PositiveAmount
+    merchant_category: str | None = None
+    channel: str | None = None
+    country: str | None = None
+    attributes: dict[str, Annotated[float, Field(allow_inf_nan=False)]] = Field(
+        default_factory=dict,
+        description="extra numeric fields that the dataset mapping declares as features",
+    )
+
+    @field_validator("timestamp")
+    @classmethod
+    def _as_utc(cls, value: datetime) -> datetime:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class LabelledTransaction(Transaction):
+    is_fraud: Literal[0, 1]
+
+
+class Action(StrEnum):
+    APPROVE = "approve"
+    REVIEW = "review"
+    DECLINE = "decline"
+
+
+class Reason(BaseModel):
+    feature: str
+    description: str
+    contribution: float
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+
+
+class Decision(BaseModel):
+    """What fraud-ray answers for one transaction, everywhere it answers."""
+
+    transaction_id: str
+    fraud_probability: float = Field(ge=0, le=1, description="calibrated probability of fraud")
+    decision: Action
+    expected_cost: float = Field(ge=0, description="expected cost of the chosen action")
+    reasons: list[Reason] = Field(default_factory=list)
+    model: ModelRef
+    scored_at: datetime
+    latency_ms: float = Field(ge=0)
+
+
+TimeUnit = Literal["s", "ms", "us", "ns", "D"]
+
+
+class DatasetMapping(BaseModel):
+    """How the columns of a user's CSV or Parquet file map onto the transaction schema.
+
+    ``id``, ``card`` and ``terminal`` may be absent: without ``id`` the 0-based row number becomes the
+    transaction id; without ``card`` or ``terminal`` the features that need them are left out.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = None
+    time: str
+    time_unit: TimeUnit | None = Field(
+        None, description="unit of a numeric time column; null when the column holds datetimes"
+    )
+    time_origin: datetime = Field(
+        datetime(1970, 1, 1, tzinfo=UTC), description="the instant a numeric time of 0 stands for"
+    )
+    card: str | None = None
+    terminal: str | None = None
+    amount: str
+    label: str | None = None
+    features: list[str] = Field(default_factory=list)
+
+    @field_validator("time_origin", mode="before")
+    @classmethod
+    def _origin_from_date(cls, value: object) -> object:
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return datetime(value.year, value.month, value.day)
+        return value
+
+    @field_validator("time_origin")
+    @classmethod
+    def _origin_utc(cls, value: datetime) -> datetime:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _distinct_columns(self) -> DatasetMapping:
+        used = [
+            c for c in (self.id, self.time, self.card, self.terminal, self.amount, self.label) if c
+        ]
+        used += self.features
+        repeated = sorted({c for c in used if used.count(c) > 1})
+        if repeated:
+            raise ValueError(f"columns mapped twice: {', '.join(repeated)}")
+        return self
+
+    @property
+    def has_card(self) -> bool:
+        return self.card is not None
+
+    @property
+    def has_terminal(self) -> bool:
+        return self.terminal is not None
+
+    @classmethod
+    def simulator(cls) -> DatasetMapping:
+        """The identity mapping for files already in the transaction schema (the simulator's)."""
+        return cls(
+            id=TRANSACTION_ID,
+            time=TIMESTAMP,
+            card=CARD_ID,
+            terminal=TERMINAL_ID,
+            amount=AMOUNT,
+            label=LABEL,
+        )
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> DatasetMapping:
+        """Read a mapping file; a bad file raises ``MappingError`` naming the key at fault."""
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as error:
+            raise MappingError(f"cannot read dataset mapping {path}: {error}") from None
+        try:
+            return cls.model_validate(raw or {})
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in issue['loc']) or '(root)'}: {issue['msg']}"
+                for issue in error.errors()
+            )
+            raise MappingError(f"invalid dataset mapping {path}: {problems}") from None
+
+
+class MappingError(ValueError):
+    """A dataset mapping that cannot be used."""

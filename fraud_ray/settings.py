@@ -1,0 +1,189 @@
+"""One typed settings object for every part of fraud-ray.
+
+Values come, from strongest to weakest, from keyword arguments, ``FRAUD_RAY_*`` environment variables,
+the YAML file (``configs/default.yaml`` unless ``FRAUD_RAY_CONFIG`` or ``--config`` names another) and
+the defaults below. Environment variables name a section and a key separated by one underscore, e.g.
+``FRAUD_RAY_KAFKA_BOOTSTRAP`` or ``FRAUD_RAY_FEATURES_LABEL_DELAY_DAYS``: section names are single words
+so that the first underscore always separates the section from the key.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG = Path("configs/default.yaml")
+CONFIG_ENV = "FRAUD_RAY_CONFIG"
+
+
+class Section(BaseModel):
+    """A settings section: unknown keys are typos, so they are refused rather than ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataSettings(Section):
+    raw_dir: Path = Path("data/raw")
+    features_dir: Path = Path("data/features")
+    mapping: Path | None = None
+
+
+class SimulatorSettings(Section):
+    """The transaction simulator; the defaults give about 1.75M transactions and 0.8% fraud."""
+
+    customers: PositiveInt = 5000
+    terminals: PositiveInt = 10000
+    days: PositiveInt = 183
+    start: date = date(2025, 4, 1)
+    seed: int = 1
+    radius: PositiveFloat = 5.0
+    compromised_terminals_per_day: int = Field(2, ge=0)
+    compromised_terminal_days: PositiveInt = 28
+    compromised_cards_per_day: int = Field(3, ge=0)
+    compromised_card_days: PositiveInt = 14
+    large_amount_threshold: PositiveFloat = 220.0
+
+
+class FeatureSettings(Section):
+    windows_days: list[PositiveInt] = Field(default_factory=lambda: [1, 7, 30], min_length=1)
+    label_delay_days: int = Field(7, ge=0)
+    night_start_hour: int = Field(22, ge=0, le=23)
+    night_end_hour: int = Field(6, ge=0, le=23)
+    backend: Literal["memory", "redis"] = "memory"
+    partitions: PositiveInt = 8
+
+    @model_validator(mode="after")
+    def _sorted_unique_windows(self) -> FeatureSettings:
+        if len(set(self.windows_days)) != len(self.windows_days):
+            raise ValueError("windows_days must not repeat a window")
+        self.windows_days = sorted(self.windows_days)
+        return self
+
+
+class SplitSettings(Section):
+    """Time-ordered splits; the gap between two splits is the label delay."""
+
+    train_days: PositiveInt = 7
+    validation_days: PositiveInt = 7
+    test_days: PositiveInt = 7
+
+
+class CostSettings(Section):
+    """Example-dependent costs: approving a fraud loses its amount, the rest are fixed fees."""
+
+    review_cost: float = Field(3.0, ge=0)
+    decline_cost: float = Field(10.0, ge=0)
+
+
+class MlflowSettings(Section):
+    tracking_uri: str = "sqlite:///mlflow.db"
+    artifact_location: str = "mlartifacts"
+    model_name: str = "fraud-ray"
+
+
+class KafkaSettings(Section):
+    bootstrap: str = "127.0.0.1:9092"
+    transactions_topic: str = "transactions"
+    decisions_topic: str = "decisions"
+    alerts_topic: str = "alerts"
+    dlq_topic: str = "transactions.dlq"
+    group: str = "fraud-ray"
+
+
+class RedisSettings(Section):
+    url: str = "redis://127.0.0.1:6379/0"
+    prefix: str = "fraud-ray"
+
+
+class DecisionsSettings(Section):
+    url: str = "sqlite:///data/decisions.db"
+
+
+class RaySettings(Section):
+    """Where Ray runs, and the Ray Data knobs measured to matter on small machines."""
+
+    address: str | None = None
+    read_min_blocks: PositiveInt = 8
+    shuffle: Literal["sort_shuffle_pull_based", "sort_shuffle_push_based", "hash_shuffle"] = (
+        "sort_shuffle_pull_based"
+    )
+    parquet_reader_v2: bool = False
+
+
+class Settings(BaseSettings):
+    """Everything fraud-ray can be told, in one place."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FRAUD_RAY_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="forbid",
+    )
+
+    data: DataSettings = Field(default_factory=DataSettings)
+    simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
+    features: FeatureSettings = Field(default_factory=FeatureSettings)
+    split: SplitSettings = Field(default_factory=SplitSettings)
+    costs: CostSettings = Field(default_factory=CostSettings)
+    mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    decisions: DecisionsSettings = Field(default_factory=DecisionsSettings)
+    ray: RaySettings = Field(default_factory=RaySettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        yaml_file = os.environ.get(CONFIG_ENV, str(DEFAULT_CONFIG))
+        return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls, yaml_file))
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be used; the message names every offending key."""
+
+
+def load_settings(config: Path | None = None, **overrides: object) -> Settings:
+    """Build the settings, turning pydantic's report into one readable message per bad key."""
+    if config is not None and not config.is_file():
+        raise SettingsError(f"settings file {config} does not exist")
+    previous = os.environ.get(CONFIG_ENV)
+    try:
+        if config is not None:
+            os.environ[CONFIG_ENV] = str(config)
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        problems = [
+            f"{'.'.join(str(part) for part in issue['loc']) or '(root)'}: {issue['msg']}"
+            for issue in error.errors()
+        ]
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from None
+    finally:
+        if config is not None:
+            if previous is None:
+                os.environ.pop(CONFIG_ENV, None)
+            else:
+                os.environ[CONFIG_ENV] = previous
