@@ -118,7 +118,8 @@ def features(
             source, out or base.data.features_dir, base.features, dataset_mapping
         )
     except (DataValidationError, FileExistsError) as error:
-        fail(str(error))
+        # A Ray task's error carries the worker traceback; the user needs only the original line.
+        fail(str(getattr(error, "cause", None) or error))
     console.print(
         f"[bold]{summary.rows:,} transactions[/bold], {len(summary.stats)} features "
         f"in {summary.seconds:.1f} s -> {summary.out}"

@@ -1,0 +1,2 @@
+"""Feature definitions and their two executions: offline (``offline``, ``distributed``) and online
+(``online`` over ``state``)."""
