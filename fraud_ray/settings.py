@@ -54,11 +54,17 @@ class SimulatorSettings(Section):
     days: PositiveInt = 183
     start: date = date(2025, 4, 1)
     seed: int = 1
+    grid_size: PositiveFloat = 100.0
     radius: PositiveFloat = 5.0
+    mean_amount_range: tuple[PositiveFloat, PositiveFloat] = (5.0, 100.0)
+    transactions_per_day_range: tuple[float, float] = (0.0, 4.0)
+    time_of_day_std_s: PositiveFloat = 20_000.0
     compromised_terminals_per_day: int = Field(2, ge=0)
     compromised_terminal_days: PositiveInt = 28
     compromised_cards_per_day: int = Field(3, ge=0)
     compromised_card_days: PositiveInt = 14
+    compromised_card_share: float = Field(1 / 3, gt=0, le=1)
+    compromised_card_multiplier: PositiveFloat = 5.0
     large_amount_threshold: PositiveFloat = 220.0
 
 
@@ -84,6 +90,24 @@ class SplitSettings(Section):
     train_days: PositiveInt = 7
     validation_days: PositiveInt = 7
     test_days: PositiveInt = 7
+
+
+class TrainingSettings(Section):
+    """Distributed training and tuning; the search space lives in ``fraud_ray.tuning``."""
+
+    num_workers: PositiveInt = 1
+    cpus_per_worker: PositiveFloat = 1.0
+    threads_per_worker: PositiveInt = 1
+    num_boost_round: PositiveInt = 200
+    early_stopping_rounds: PositiveInt = 20
+    families: list[Literal["xgboost", "lightgbm"]] = Field(
+        default_factory=lambda: ["xgboost", "lightgbm"], min_length=1
+    )
+    objective: Literal["average_precision", "expected_cost"] = "average_precision"
+    trials: PositiveInt = 20
+    time_budget_s: PositiveFloat = 1800.0
+    max_concurrent_trials: PositiveInt = 1
+    seed: int = 7
 
 
 class CostSettings(Section):
@@ -142,6 +166,7 @@ class Settings(BaseSettings):
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
     split: SplitSettings = Field(default_factory=SplitSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
     costs: CostSettings = Field(default_factory=CostSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

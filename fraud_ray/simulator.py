@@ -38,13 +38,7 @@ from fraud_ray.schema import (
 )
 from fraud_ray.settings import SimulatorSettings
 
-GRID_SIZE = 100.0
 SECONDS_PER_DAY = 86_400
-TIME_OF_DAY_STD = 20_000.0
-MEAN_AMOUNT_RANGE = (5.0, 100.0)
-MEAN_PER_DAY_RANGE = (0.0, 4.0)
-CARD_FRAUD_SHARE = 1 / 3
-CARD_FRAUD_MULTIPLIER = 5.0
 TRANSACTION_ID_DIGITS = 12
 PART_FILE = "part-0.parquet"
 
@@ -123,10 +117,10 @@ def make_profiles(settings: SimulatorSettings, rng: np.random.Generator | None =
     if rng is None:
         rng, _ = _generators(settings.seed)
     n = settings.customers
-    customer_xy = rng.uniform(0.0, GRID_SIZE, size=(n, 2))
-    mean_amount = rng.uniform(*MEAN_AMOUNT_RANGE, size=n)
-    mean_per_day = rng.uniform(*MEAN_PER_DAY_RANGE, size=n)
-    terminal_xy = rng.uniform(0.0, GRID_SIZE, size=(settings.terminals, 2))
+    customer_xy = rng.uniform(0.0, settings.grid_size, size=(n, 2))
+    mean_amount = rng.uniform(*settings.mean_amount_range, size=n)
+    mean_per_day = rng.uniform(*settings.transactions_per_day_range, size=n)
+    terminal_xy = rng.uniform(0.0, settings.grid_size, size=(settings.terminals, 2))
 
     neighbours = cKDTree(terminal_xy).query_ball_point(
         customer_xy, r=settings.radius, return_sorted=True
@@ -197,7 +191,7 @@ def _day_tables(settings: SimulatorSettings) -> Iterator[tuple[date, pa.Table]]:
         )
 
         customer = np.repeat(customers, rng.poisson(rate))
-        seconds = rng.normal(SECONDS_PER_DAY / 2, TIME_OF_DAY_STD, size=customer.size)
+        seconds = rng.normal(SECONDS_PER_DAY / 2, settings.time_of_day_std_s, size=customer.size)
         inside = (seconds >= 0) & (seconds < SECONDS_PER_DAY)
         seconds = np.floor(seconds[inside]).astype(np.int64)
         order = np.argsort(seconds, kind="stable")
@@ -215,8 +209,8 @@ def _day_tables(settings: SimulatorSettings) -> Iterator[tuple[date, pa.Table]]:
         scenario = np.zeros(n, dtype=np.int8)
         scenario[amount > settings.large_amount_threshold] = FraudScenario.LARGE_AMOUNT
         scenario[terminal_until[terminal] > day] = FraudScenario.COMPROMISED_TERMINAL
-        stolen = (card_until[customer] > day) & (rng.random(n) < CARD_FRAUD_SHARE)
-        amount[stolen] = _cents(amount[stolen] * CARD_FRAUD_MULTIPLIER)
+        stolen = (card_until[customer] > day) & (rng.random(n) < settings.compromised_card_share)
+        amount[stolen] = _cents(amount[stolen] * settings.compromised_card_multiplier)
         scenario[stolen] = FraudScenario.COMPROMISED_CARD
 
         micros = start_us + (day * SECONDS_PER_DAY + seconds) * 10**6
