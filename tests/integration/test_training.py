@@ -1,0 +1,98 @@
+"""Both model families trained through Ray Train, and the imbalance strategies on Ray Data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+import ray.data
+from sklearn.metrics import average_precision_score
+
+from fraud_ray.resampling import Resampling, resample_dataset, resample_frame
+from fraud_ray.schema import LABEL, TRANSACTION_ID
+from fraud_ray.settings import TrainingSettings
+from fraud_ray.train import Family, booster_params, train_model
+
+FEATURES = ["signal", "weak_signal", "noise_a", "noise_b"]
+
+
+def synthetic(rows: int, seed: int) -> pd.DataFrame:
+    """About 5% fraud, decided mostly by two of the four features."""
+    rng = np.random.default_rng(seed)
+    values = rng.normal(size=(rows, len(FEATURES)))
+    score = values[:, 0] + 0.5 * values[:, 1] + rng.normal(scale=0.4, size=rows)
+    frame = pd.DataFrame(values, columns=FEATURES)
+    frame[LABEL] = (score > 1.9).astype("int8")
+    frame[TRANSACTION_ID] = [f"{seed}-{i}" for i in range(rows)]
+    return frame
+
+
+@pytest.mark.parametrize("family", ["xgboost", "lightgbm"])
+def test_two_workers_learn_and_stop_early(
+    ray_session: None, tmp_path: Path, family: Family
+) -> None:
+    train, validation, test = synthetic(3000, 1), synthetic(1500, 2), synthetic(1500, 3)
+    settings = TrainingSettings(num_workers=2, num_boost_round=60, early_stopping_rounds=4)
+    model = train_model(
+        ray.data.from_pandas(train),
+        ray.data.from_pandas(validation),
+        FEATURES,
+        family,
+        {"learning_rate": 0.3},
+        settings,
+        storage_path=str(tmp_path),
+    )
+
+    base_rate = test[LABEL].mean()
+    probabilities = model.predict_raw(test)
+    assert ((probabilities >= 0) & (probabilities <= 1)).all()
+    assert average_precision_score(test[LABEL], probabilities) > max(0.5, 8 * base_rate)
+    assert model.metrics["average_precision"] > 0.5
+
+    assert model.rounds < settings.num_boost_round
+    assert model.rounds == model.best_iteration + 1 + settings.early_stopping_rounds
+    trees = (
+        model.booster.num_trees()
+        if isinstance(model.booster, lgb.Booster)
+        else model.booster.num_boosted_rounds()
+    )
+    assert trees == model.best_iteration + 1  # the model kept is the best one, not the last
+
+    assert [run.rank for run in model.workers] == [0, 1]
+    assert all(run.world_size == 2 for run in model.workers)
+    assert sum(run.train_rows for run in model.workers) == len(train)
+
+    contributions = model.contributions(test[FEATURES].to_numpy())
+    assert contributions.shape == (len(test), len(FEATURES) + 1)
+    log_odds = np.log(probabilities / (1 - probabilities))
+    np.testing.assert_allclose(contributions.sum(axis=1), log_odds, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("strategy", ["class_weights", "undersample", "smote"])
+def test_ray_resampling_matches_pandas(ray_session: None, strategy: str) -> None:
+    frame = synthetic(2000, 4)
+    frame.loc[::9, "noise_a"] = np.nan
+    plan = Resampling(strategy, ratio=0.3, seed=11)  # type: ignore[arg-type]
+    expected = resample_frame(frame, FEATURES, plan)
+    blocks = [frame.iloc[start : start + 500] for start in range(0, len(frame), 500)]
+    result = resample_dataset(ray.data.from_pandas(blocks), FEATURES, plan)
+    assert result.scale_pos_weight == pytest.approx(expected.scale_pos_weight)
+    # Ray hands Arrow-backed columns back; the values, not the pandas types, are compared.
+    produced = result.data.to_pandas()[expected.data.columns].astype(expected.data.dtypes)
+    pd.testing.assert_frame_equal(
+        produced.sort_values(TRANSACTION_ID, ignore_index=True),
+        expected.data.sort_values(TRANSACTION_ID, ignore_index=True),
+    )
+
+
+def test_booster_params_keep_each_familys_names() -> None:
+    xgboost = booster_params("xgboost", {"learning_rate": 0.1, "max_depth": 4}, 2, 5.0, seed=3)
+    assert xgboost["eta"] == 0.1 and "learning_rate" not in xgboost
+    assert xgboost["scale_pos_weight"] == 5.0 and xgboost["nthread"] == 2
+    lightgbm = booster_params("lightgbm", {"bagging_fraction": 0.8}, 1, 1.0)
+    assert lightgbm["bagging_freq"] == 1 and lightgbm["num_threads"] == 1
+    with pytest.raises(ValueError, match="num_leaves"):
+        booster_params("xgboost", {"num_leaves": 31}, 1, 1.0)
