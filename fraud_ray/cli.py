@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -108,9 +108,7 @@ def features(
     from fraud_ray.runtime import init_ray
 
     base = settings()
-    source = data or base.data.raw_dir
-    if not source.exists():
-        fail(f"--data: {source} does not exist (run `fraud-ray simulate` first?)")
+    source = _existing(data or base.data.raw_dir)
     dataset_mapping = load_mapping(mapping or base.data.mapping)
     init_ray(base)
     try:
@@ -136,9 +134,129 @@ def features(
 
 
 @app.command()
+def train(
+    data: Annotated[
+        Path | None, typer.Option(help="Labelled transactions (default: data.raw_dir).")
+    ] = None,
+    mapping: Annotated[Path | None, typer.Option(help="Dataset mapping YAML.")] = None,
+    train_start: Annotated[
+        str | None,
+        typer.Option(help="ISO date or date-time; default: once the longest window has filled."),
+    ] = None,
+    train_end: Annotated[
+        str | None,
+        typer.Option(help="ISO date or date-time, exclusive; default: split.train_days later."),
+    ] = None,
+    trials: Annotated[
+        int | None, typer.Option(min=1, help="Tuning trials (default: training.trials).")
+    ] = None,
+    time_budget_s: Annotated[
+        float | None, typer.Option(min=1, help="Tuning time budget in seconds.")
+    ] = None,
+    model_name: Annotated[
+        str | None, typer.Option(help="Registered model name (default: mlflow.model_name).")
+    ] = None,
+    challenger: Annotated[
+        bool, typer.Option(help="Register as `challenger` instead of `champion`.")
+    ] = False,
+) -> None:
+    """Tune, train, calibrate and register a model; ends with one JSON line of the result."""
+    from fraud_ray.training import TrainingError
+    from fraud_ray.training import train as run_training
+
+    base = settings()
+    if model_name:
+        base = base.model_copy(
+            update={"mlflow": base.mlflow.model_copy(update={"model_name": model_name})}
+        )
+    source = _existing(data or base.data.raw_dir)
+    start, end = _moment(train_start, "--train-start"), _moment(train_end, "--train-end")
+    try:
+        result = run_training(
+            base,
+            source,
+            load_mapping(mapping or base.data.mapping),
+            train_start=start,
+            train_end=end,
+            trials=trials,
+            time_budget_s=time_budget_s,
+            alias="challenger" if challenger else "champion",
+        )
+    except (DataValidationError, TrainingError, ValueError) as error:
+        fail(str(getattr(error, "cause", None) or error))
+    console.print(
+        f"registered [bold]{result.registered.uri}[/bold] as {result.registered.alias} "
+        f"after {result.trials} trials in {result.seconds:.0f} s"
+    )
+    print(json.dumps(result.summary(), default=_json_default))
+
+
+@app.command()
+def score(
+    model: Annotated[
+        str, typer.Option(help="models:/name@alias, models:/name/version, or @alias.")
+    ],
+    out: Annotated[Path, typer.Option(help="Parquet file to write.")],
+    data: Annotated[Path | None, typer.Option(help="Transactions (default: data.raw_dir).")] = None,
+    mapping: Annotated[Path | None, typer.Option(help="Dataset mapping YAML.")] = None,
+    start: Annotated[
+        str | None, typer.Option(help="Score from this ISO date or date-time.")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Score until this ISO date or date-time (exclusive).")
+    ] = None,
+) -> None:
+    """Score transactions in batch with Ray Data and write their decisions to Parquet."""
+    from fraud_ray.registry import Registry
+    from fraud_ray.runtime import init_ray
+    from fraud_ray.scoring import score_file
+
+    base = settings()
+    source = _existing(data or base.data.raw_dir)
+    begin, finish = _moment(start, "--start"), _moment(end, "--end")
+    try:
+        fraud_model, version = Registry(base.mlflow).load(model)
+    except Exception as error:  # MLflow raises its own exception types for unknown names/aliases
+        fail(f"--model {model}: {error}")
+    init_ray(base)
+    try:
+        summary = score_file(
+            source, fraud_model, out, base.features, load_mapping(mapping), begin, finish
+        )
+    except DataValidationError as error:
+        fail(str(getattr(error, "cause", None) or error))
+    counts = ", ".join(f"{count:,} {action}" for action, count in sorted(summary.decisions.items()))
+    console.print(
+        f"scored {summary.rows:,} transactions with {version.name} v{version.version}: "
+        f"{counts} -> {summary.out}"
+    )
+
+
+@app.command()
 def settings_show() -> None:
     """Print the settings in force, after the YAML file and FRAUD_RAY_* variables."""
     console.print_json(json.dumps(settings().model_dump(mode="json")))
+
+
+def _existing(path: Path) -> Path:
+    if not path.exists():
+        fail(f"--data: {path} does not exist (run `fraud-ray simulate` first?)")
+    return path
+
+
+def _moment(value: str | None, option: str) -> datetime | None:
+    """An ISO 8601 date or date-time; naive values are UTC, like every time in fraud-ray."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"{option}: {value!r} is not an ISO 8601 date or date-time")
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _json_default(value: object) -> object:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
 def _progress() -> Progress:

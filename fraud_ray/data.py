@@ -377,16 +377,23 @@ class TimeSplits:
     test: TimeWindow
 
 
-def time_splits(train_start: datetime, split: SplitSettings, label_delay_days: int) -> TimeSplits:
+def time_splits(
+    train_start: datetime,
+    split: SplitSettings,
+    label_delay_days: int,
+    train_end: datetime | None = None,
+) -> TimeSplits:
     """Consecutive train, validation and test windows separated by the label delay.
 
     Labels of the last days before a cut-off are not known yet at that cut-off; the gap keeps those
-    transactions, whose labels a deployed model could not have had, out of every split.
+    transactions, whose labels a deployed model could not have had, out of every split. The
+    training window ends at ``train_end`` when given, else after ``split.train_days``.
     """
     if label_delay_days < 0:
         raise ValueError(f"label_delay_days must not be negative, got {label_delay_days}")
     delay = timedelta(days=label_delay_days)
-    train = TimeWindow(_utc(train_start), _utc(train_start) + timedelta(days=split.train_days))
+    end = _utc(train_end) if train_end else _utc(train_start) + timedelta(days=split.train_days)
+    train = TimeWindow(_utc(train_start), end)
     validation_start = train.end + delay
     validation = TimeWindow(
         validation_start, validation_start + timedelta(days=split.validation_days)

@@ -11,6 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import ray
+import ray.data
+
+from fraud_ray.model import FraudModel
+from fraud_ray.registry import Registry
+from fraud_ray.runtime import configure_data
+from fraud_ray.settings import RaySettings, Settings, SimulatorSettings
+from fraud_ray.simulator import write_simulation
+from fraud_ray.training import train
 
 
 def free_port() -> int:
@@ -64,3 +73,69 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield f"redis://127.0.0.1:{port}/0"
     process.terminate()
     process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def _ray_shutdown() -> Iterator[None]:
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def ray_session(_ray_shutdown: None) -> None:
+    """One small local Ray for the whole session: starting Ray costs seconds, not milliseconds.
+
+    Checked per test because a test that needs a cluster of its own (test_two_nodes.py) shuts
+    this one down: the next test to ask for it starts it again.
+    """
+    ensure_ray()
+
+
+@pytest.fixture(scope="module")
+def ray_module(_ray_shutdown: None) -> None:
+    """The same Ray, for module-scoped fixtures."""
+    ensure_ray()
+
+
+def ensure_ray() -> None:
+    if ray.is_initialized():
+        return
+    os.environ["RAY_AUTH_MODE"] = "disabled"  # Ray 2.60 turns token auth on by default
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    configure_data(RaySettings())  # the Ray Data knobs production uses
+    ray.data.DataContext.get_current().enable_progress_bars = False
+
+
+def small_settings(root: Path, **training: object) -> Settings:
+    """Settings that keep everything a test writes (registry, artifacts, Ray results) in ``root``."""
+    return Settings(
+        data={"raw_dir": root / "raw"},
+        mlflow={
+            "tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
+            "artifact_location": str(root / "artifacts"),
+            "model_name": "fraud-test",
+        },
+        split={"train_days": 14},
+        training={"num_boost_round": 60, "families": ["xgboost"], "trials": 2, **training},
+    )
+
+
+@pytest.fixture(scope="session")
+def training_run(_ray_shutdown: None, tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """One tuning run on a small simulation, shared by the training and the model tests: a run
+    costs minutes on two cores (each Ray Train trial starts its worker processes afresh)."""
+    ensure_ray()
+    root = tmp_path_factory.mktemp("training")
+    settings = small_settings(root)
+    write_simulation(
+        SimulatorSettings(customers=400, terminals=800, days=90, compromised_cards_per_day=2),
+        settings.data.raw_dir,
+    )
+    return settings, train(settings, settings.data.raw_dir, trials=2)
+
+
+@pytest.fixture(scope="session")
+def champion(training_run: tuple) -> FraudModel:
+    """The model the training run registered as champion, loaded as serving loads it."""
+    settings, _ = training_run
+    return Registry(settings.mlflow).load("@champion")[0]

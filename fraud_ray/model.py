@@ -1,0 +1,141 @@
+"""The servable fraud model: booster, calibration, feature spec and cost policy, saved as one folder.
+
+Scoring, serving and monitoring all load this bundle, so a decision is made the same way wherever it
+is made. No Ray and no MLflow here: ``registry.py`` stores and finds bundles.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from fraud_ray.calibration import Calibrator
+from fraud_ray.costs import CostPolicy
+from fraud_ray.features.definitions import FeatureSpec
+from fraud_ray.schema import Reason
+
+BOOSTER_FILES = {"xgboost": "booster.json", "lightgbm": "booster.txt"}
+BUNDLE_FILE = "bundle.json"
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Everything a decision needs for a batch of feature rows."""
+
+    probabilities: np.ndarray
+    actions: np.ndarray
+    expected_costs: np.ndarray
+
+
+@dataclass
+class FraudModel:
+    booster: xgb.Booster | lgb.Booster
+    family: str
+    calibrator: Calibrator
+    spec: FeatureSpec
+    policy: CostPolicy
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def features(self) -> list[str]:
+        return self.spec.names
+
+    def raw_scores(self, rows: np.ndarray) -> np.ndarray:
+        matrix = np.asarray(rows, dtype=np.float64)
+        if matrix.ndim != 2 or matrix.shape[1] != len(self.features):
+            raise ValueError(f"expected rows of {len(self.features)} features, got {matrix.shape}")
+        return raw_scores(self.booster, matrix)
+
+    def probabilities(self, rows: np.ndarray) -> np.ndarray:
+        """Calibrated fraud probabilities: what the cost policy needs to weigh amounts correctly."""
+        return self.calibrator.transform(self.raw_scores(rows))
+
+    def score(self, rows: np.ndarray, amounts: np.ndarray) -> Scored:
+        probabilities = self.probabilities(rows)
+        actions, costs = self.policy.decide(probabilities, amounts)
+        return Scored(probabilities, actions, costs)
+
+    def score_frame(self, frame: pd.DataFrame) -> Scored:
+        return self.score(frame[self.features].to_numpy(dtype=np.float64), frame["amount"])
+
+    def reasons(self, rows: np.ndarray, top: int = 3) -> list[list[Reason]]:
+        """The features that pushed each score up most, in words an analyst reads.
+
+        Contributions are the booster's own additive explanation of the log-odds (XGBoost
+        ``pred_contribs``, LightGBM ``pred_contrib``), so they are exact for this model, not a
+        post-hoc approximation.
+        """
+        matrix = np.asarray(rows, dtype=np.float64)
+        if isinstance(self.booster, xgb.Booster):
+            data = xgb.DMatrix(matrix, feature_names=self.features)
+            contributions = self.booster.predict(data, pred_contribs=True)
+        else:
+            contributions = self.booster.predict(matrix, pred_contrib=True)
+        contributions = np.asarray(contributions)[:, : len(self.features)]
+        descriptions = {d.name: d.description for d in self.spec.definitions}
+        found = []
+        for row in contributions:
+            order = np.argsort(-row, kind="stable")[:top]
+            found.append(
+                [
+                    Reason(
+                        feature=self.features[i],
+                        description=descriptions[self.features[i]],
+                        contribution=float(row[i]),
+                    )
+                    for i in order
+                    if row[i] > 0
+                ]
+            )
+        return found
+
+    def save(self, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.booster.save_model(str(folder / BOOSTER_FILES[self.family]))
+        bundle = {
+            "family": self.family,
+            "spec": asdict(self.spec),
+            "calibrator": self.calibrator.to_dict(),
+            "policy": asdict(self.policy),
+            "metadata": self.metadata,
+        }
+        (folder / BUNDLE_FILE).write_text(json.dumps(bundle, indent=2, default=str))
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path) -> FraudModel:
+        bundle = json.loads((folder / BUNDLE_FILE).read_text())
+        family = bundle["family"]
+        spec = bundle["spec"]
+        return cls(
+            booster=load_booster(family, folder / BOOSTER_FILES[family]),
+            family=family,
+            calibrator=Calibrator.from_dict(bundle["calibrator"]),
+            spec=FeatureSpec(
+                **{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}
+            ),
+            policy=CostPolicy(**bundle["policy"]),
+            metadata=bundle["metadata"],
+        )
+
+
+def load_booster(family: str, path: Path) -> xgb.Booster | lgb.Booster:
+    if family == "xgboost":
+        booster = xgb.Booster()
+        booster.load_model(str(path))
+        return booster
+    return lgb.Booster(model_file=str(path))
+
+
+def raw_scores(booster: xgb.Booster | lgb.Booster, matrix: np.ndarray) -> np.ndarray:
+    """Uncalibrated fraud probabilities of either family."""
+    if isinstance(booster, xgb.Booster):
+        return np.asarray(booster.inplace_predict(matrix), dtype=np.float64)
+    return np.asarray(booster.predict(matrix), dtype=np.float64)

@@ -1,0 +1,263 @@
+"""The training job: features, time splits, tuning, calibration, evaluation and registration.
+
+Features are computed over the whole history, so the first training day already sees full windows,
+but labels are used only inside the training window (and the validation window, for early stopping,
+calibration and model choice). The test window is scored once, at the end, for the report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import ray.data
+from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+from fraud_ray.calibration import Calibrator
+from fraud_ray.costs import CostPolicy
+from fraud_ray.data import TimeSplits, filter_window, read_transactions, time_splits
+from fraud_ray.features.definitions import FeatureSpec
+from fraud_ray.features.distributed import build_features
+from fraud_ray.metrics import evaluate
+from fraud_ray.model import FraudModel, load_booster, raw_scores
+from fraud_ray.plots import plot_calibration, plot_cost_curve, plot_precision_recall
+from fraud_ray.registry import RegisteredModel, Registry
+from fraud_ray.runtime import init_ray
+from fraud_ray.schema import AMOUNT, CARD_ID, LABEL, TIMESTAMP, TRANSACTION_ID, DatasetMapping
+from fraud_ray.settings import Settings
+from fraud_ray.tuning import split_config, tune_models
+
+TUNING_EXPERIMENT = "fraud-ray-tuning"
+REFERENCE_ROWS = 5000
+
+
+class TrainingError(ValueError):
+    """A training request that the data cannot satisfy; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    registered: RegisteredModel
+    config: dict[str, Any]
+    validation: dict[str, float]
+    test: dict[str, float]
+    splits: TimeSplits
+    seconds: float
+    trials: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """The one JSON line ``fraud-ray train`` ends with."""
+        return {
+            "model_uri": self.registered.uri,
+            "alias": self.registered.alias,
+            "run_id": self.registered.run_id,
+            "config": self.config,
+            "validation": self.validation,
+            "test": self.test,
+            "trials": self.trials,
+            "seconds": round(self.seconds, 1),
+        }
+
+
+def train(
+    settings: Settings,
+    data: Path,
+    mapping: DatasetMapping | None = None,
+    *,
+    train_start: datetime | None = None,
+    train_end: datetime | None = None,
+    trials: int | None = None,
+    time_budget_s: float | None = None,
+    alias: str = "champion",
+) -> TrainingResult:
+    started = time.perf_counter()
+    init_ray(settings)
+    spec = FeatureSpec.from_settings(settings.features, mapping)
+    table = build_features(read_transactions(data, mapping), spec, settings.features.partitions)
+    table = table.materialize()
+    if LABEL not in table.columns():
+        raise TrainingError("the data has no label column: set `label` in the dataset mapping")
+    first = pd.Timestamp(table.min(TIMESTAMP))
+    start = pd.Timestamp(train_start) if train_start else _default_start(first, spec)
+    splits = time_splits(start, settings.split, spec.label_delay_days, train_end)
+    train_split = filter_window(table, splits.train).materialize()
+    validation = _frame(filter_window(table, splits.validation), spec)
+    test = _frame(filter_window(table, splits.test), spec)
+    _check(train_split, validation, splits)
+
+    registry = Registry(settings.mlflow)
+    registry.experiment_id(TUNING_EXPERIMENT)  # created with our artifact location, not ./mlruns
+    storage = Path(settings.data.raw_dir).resolve().parent / "ray_results"
+    policy = CostPolicy.from_settings(settings.costs)
+    outcome = tune_models(
+        train_split,
+        validation,
+        spec.names,
+        settings,
+        policy,
+        storage,
+        trials=trials or settings.training.trials,
+        time_budget_s=time_budget_s or settings.training.time_budget_s,
+        callbacks=[
+            MLflowLoggerCallback(
+                tracking_uri=settings.mlflow.tracking_uri,
+                experiment_name=TUNING_EXPERIMENT,
+                save_artifact=False,
+            )
+        ],
+    )
+    family, params, strategy, ratio = split_config(outcome.config)
+    booster = load_booster(family, outcome.booster_file)
+    raw_validation = raw_scores(booster, validation[spec.names].to_numpy(dtype=np.float64))
+    calibrator = Calibrator().fit(raw_validation, validation[LABEL])
+    model = FraudModel(
+        booster=booster,
+        family=family,
+        calibrator=calibrator,
+        spec=spec,
+        policy=policy,
+        metadata={"trained_at": datetime.now().astimezone().isoformat(), "config": outcome.config},
+    )
+    validation_probabilities = model.probabilities(validation[spec.names].to_numpy())
+    validation_metrics = evaluate(validation, validation_probabilities, policy)
+    test_metrics: dict[str, float] = {}
+    unseen = _without_known_compromised_cards(test, table, splits, spec)
+    if len(unseen) and unseen[LABEL].nunique() == 2:
+        test_metrics = evaluate(unseen, model.probabilities(unseen[spec.names].to_numpy()), policy)
+
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        artifacts = [
+            plot_precision_recall(
+                validation[LABEL].to_numpy(),
+                {"validation": validation_probabilities},
+                folder / "precision_recall.png",
+            ),
+            plot_cost_curve(
+                validation_probabilities,
+                validation[AMOUNT].to_numpy(),
+                validation[LABEL].to_numpy(),
+                policy,
+                folder / "cost_curve.png",
+            ),
+            plot_calibration(
+                validation[LABEL].to_numpy(),
+                raw_validation,
+                validation_probabilities,
+                folder / "calibration.png",
+            ),
+            _reference_sample(validation, spec, validation_probabilities, folder),
+        ]
+        metrics = {f"validation_{k}": v for k, v in validation_metrics.items()}
+        metrics |= {f"test_{k}": v for k, v in test_metrics.items()}
+        registered = registry.register(
+            model,
+            params={
+                "family": family,
+                "resampling": strategy,
+                "ratio": ratio,
+                **params,
+                "features": ",".join(spec.names),
+                "train_window": f"{splits.train.start.isoformat()}/{splits.train.end.isoformat()}",
+            },
+            metrics=metrics,
+            tags={
+                "data_fingerprint": _fingerprint(table),
+                "calibration": calibrator.method_,
+                "review_cost": str(policy.review_cost),
+                "decline_cost": str(policy.decline_cost),
+            },
+            artifacts=artifacts,
+            alias=alias,
+            run_name=f"{family}-{strategy}",
+        )
+    return TrainingResult(
+        registered=registered,
+        config=outcome.config,
+        validation=validation_metrics,
+        test=test_metrics,
+        splits=splits,
+        seconds=time.perf_counter() - started,
+        trials=len(outcome.trials),
+    )
+
+
+def _default_start(first: pd.Timestamp, spec: FeatureSpec) -> pd.Timestamp:
+    """The first midnight after the longest window has filled up, so no training row starts cold."""
+    return (first + timedelta(days=max(spec.windows_days))).normalize() + timedelta(days=1)
+
+
+def _frame(dataset: ray.data.Dataset, spec: FeatureSpec) -> pd.DataFrame:
+    """A split in time order with NumPy feature columns (Ray hands over Arrow-backed ones, whose
+    missing values are ``pd.NA``, which no booster takes)."""
+    frame = dataset.to_pandas()
+    if frame.empty:
+        return frame
+    for name in [*spec.names, LABEL]:
+        if name in frame:
+            frame[name] = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+    frame[LABEL] = frame[LABEL].astype(np.int8)
+    return frame.sort_values([TIMESTAMP, TRANSACTION_ID], kind="stable").reset_index(drop=True)
+
+
+def _check(train: ray.data.Dataset, validation: pd.DataFrame, splits: TimeSplits) -> None:
+    rows = train.count()
+    frauds = int(train.sum(LABEL) or 0) if rows else 0
+    if frauds == 0:
+        raise TrainingError(
+            f"the training window {splits.train.start:%Y-%m-%d %H:%M} .. "
+            f"{splits.train.end:%Y-%m-%d %H:%M} holds no fraud ({rows:,} transactions): "
+            "widen it or move it (--train-start, --train-end)"
+        )
+    if len(validation) == 0 or validation[LABEL].nunique() < 2:
+        raise TrainingError(
+            f"the validation window {splits.validation.start:%Y-%m-%d} .. "
+            f"{splits.validation.end:%Y-%m-%d} needs frauds and legitimate transactions: "
+            "the data may end too early for the training window and the label delay"
+        )
+
+
+def _without_known_compromised_cards(
+    test: pd.DataFrame, table: ray.data.Dataset, splits: TimeSplits, spec: FeatureSpec
+) -> pd.DataFrame:
+    """The handbook's protocol: a card already known compromised is blocked, not scored."""
+    if not len(test) or CARD_ID not in test.columns:
+        return test
+    known_by = splits.test.start - timedelta(days=spec.label_delay_days)
+    frauds = table.filter(
+        lambda row: row[LABEL] == 1 and pd.Timestamp(row[TIMESTAMP]) < known_by
+    ).select_columns([CARD_ID])
+    known = set(frauds.to_pandas()[CARD_ID]) if frauds.count() else set()
+    return test[~test[CARD_ID].isin(known)].reset_index(drop=True)
+
+
+def _reference_sample(
+    validation: pd.DataFrame, spec: FeatureSpec, probabilities: np.ndarray, folder: Path
+) -> Path:
+    """Features and scores drift is measured against later (issue: monitoring)."""
+    sample = validation[spec.names].assign(fraud_probability=probabilities)
+    sample = sample.sample(n=min(REFERENCE_ROWS, len(sample)), random_state=0)
+    path = folder / "reference_sample.parquet"
+    sample.to_parquet(path, index=False)
+    return path
+
+
+def _fingerprint(table: ray.data.Dataset) -> str:
+    """Identifies the training data by content summaries that any copy of it reproduces."""
+    summary = {
+        "rows": table.count(),
+        "amount_sum": round(float(table.sum(AMOUNT)), 2),
+        "first": str(table.min(TIMESTAMP)),
+        "last": str(table.max(TIMESTAMP)),
+        "frauds": int(table.sum(LABEL)),
+    }
+    return hashlib.sha256(json.dumps(summary, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,102 @@
+"""Behavioural checks of a trained model: what a fraud analyst expects, as a table of cases.
+
+Feature rows are built the way serving builds them, through the online feature path, from a short
+story per case: a card's usual purchases, then the purchase under test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from fraud_ray.features.definitions import MICROS_PER_DAY, MICROS_PER_HOUR
+from fraud_ray.features.online import OnlineFeatures
+from fraud_ray.features.state import Event, MemoryState
+from fraud_ray.model import FraudModel
+
+START = 1_750_000_000 * 1_000_000  # June 2025, in epoch microseconds
+USUAL = 40.0
+
+
+@dataclass(frozen=True)
+class Purchase:
+    amount: float
+    terminal: str
+    card: str = "card-1"
+
+
+def score(model: FraudModel, purchase: Purchase, compromised: str | None = None) -> float:
+    """The probability of ``purchase``, made at noon after nine usual purchases of its card.
+
+    The purchase's terminal has served six other customers over the past weeks; their payments are
+    labelled (older than the label delay, as the feedback API would have recorded them) as fraud
+    when the terminal is ``compromised``, as legitimate otherwise.
+    """
+    online = OnlineFeatures(model.spec, MemoryState(model.spec))
+    delay_days = model.spec.label_delay_days
+    others = [
+        Event(
+            f"o{i}",
+            START - (delay_days + 2 + i) * MICROS_PER_DAY,
+            90.0,
+            f"other-{i}",
+            purchase.terminal,
+        )
+        for i in range(6)
+    ]
+    online.compute(sorted(others, key=lambda e: e.key))
+    online.record_labels((e.transaction_id, int(purchase.terminal == compromised)) for e in others)
+    history = [
+        Event(
+            f"h{day}", START - (9 - day) * MICROS_PER_DAY, USUAL, purchase.card, f"shop-{day % 3}"
+        )
+        for day in range(9)
+    ]
+    online.compute(history)
+    event = Event(
+        "now", START + 2 * MICROS_PER_HOUR, purchase.amount, purchase.card, purchase.terminal
+    )
+    row = online.compute([event])
+    return float(model.probabilities(row)[0])
+
+
+@pytest.fixture(scope="module")
+def model(champion: FraudModel) -> FraudModel:
+    return champion
+
+
+@pytest.mark.parametrize(
+    ("usual", "suspicious", "compromised"),
+    [
+        # the handbook's compromised card: ten times the usual amount at a compromised terminal
+        (Purchase(USUAL, "shop-0"), Purchase(10 * USUAL, "bad-shop"), "bad-shop"),
+        # the same purchase, only the amount differs
+        (Purchase(USUAL, "shop-1"), Purchase(10 * USUAL, "shop-1"), None),
+        # the same amount, only the terminal's confirmed fraud history differs
+        (Purchase(USUAL, "clean-shop"), Purchase(USUAL, "bad-shop"), "bad-shop"),
+    ],
+    ids=["compromised-card-and-terminal", "ten-times-the-amount", "compromised-terminal"],
+)
+def test_directional(
+    model: FraudModel, usual: Purchase, suspicious: Purchase, compromised: str | None
+) -> None:
+    assert score(model, suspicious, compromised) > score(model, usual, compromised)
+
+
+@pytest.mark.parametrize("card", ["card-1", "another-card", "c" * 40])
+def test_invariant_to_the_card_identifier(model: FraudModel, card: str) -> None:
+    base = score(model, Purchase(3 * USUAL, "shop-2"))
+    assert score(model, Purchase(3 * USUAL, "shop-2", card=card)) == pytest.approx(base)
+
+
+@pytest.mark.parametrize("amount", [1500.0, 3000.0])
+def test_minimum_functionality_very_large_amounts_are_stopped(
+    model: FraudModel, amount: float
+) -> None:
+    online = OnlineFeatures(model.spec, MemoryState(model.spec))
+    row = online.compute([Event("big", START, amount, "card-9", "shop-9")])
+    scored = model.score(row, np.array([amount]))
+    assert scored.probabilities[0] > 0.5
+    assert scored.actions[0] != "approve"

@@ -1,0 +1,81 @@
+"""The servable bundle: it scores, explains and decides the same after a save and a load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pytest
+import xgboost as xgb
+
+from fraud_ray.calibration import Calibrator
+from fraud_ray.costs import CostPolicy
+from fraud_ray.features.definitions import FeatureSpec
+from fraud_ray.model import FraudModel
+
+SPEC = FeatureSpec(has_card=False, has_terminal=False)
+
+
+def make_model(family: str) -> tuple[FraudModel, np.ndarray]:
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(600, len(SPEC.names)))
+    amount = SPEC.names.index("amount")
+    labels = (rows[:, amount] + 0.3 * rng.normal(size=600) > 1.2).astype(int)
+    if family == "xgboost":
+        booster = xgb.train(
+            {"objective": "binary:logistic", "max_depth": 3, "verbosity": 0},
+            xgb.DMatrix(rows, label=labels, feature_names=SPEC.names),
+            num_boost_round=20,
+        )
+        raw = booster.inplace_predict(rows)
+    else:
+        booster = lgb.train(
+            {"objective": "binary", "verbosity": -1, "num_leaves": 7},
+            lgb.Dataset(rows, label=labels),
+            num_boost_round=20,
+        )
+        raw = booster.predict(rows)
+    calibrator = Calibrator().fit(raw, labels)
+    model = FraudModel(booster, family, calibrator, SPEC, CostPolicy(3.0, 10.0), {"note": "t"})
+    return model, rows
+
+
+@pytest.mark.parametrize("family", ["xgboost", "lightgbm"])
+def test_a_saved_bundle_scores_the_same(family: str, tmp_path: Path) -> None:
+    model, rows = make_model(family)
+    loaded = FraudModel.load(model.save(tmp_path / "bundle"))
+    np.testing.assert_allclose(loaded.probabilities(rows), model.probabilities(rows))
+    assert loaded.spec == model.spec
+    assert loaded.policy == model.policy
+    assert loaded.metadata == {"note": "t"}
+
+
+@pytest.mark.parametrize("family", ["xgboost", "lightgbm"])
+def test_reasons_name_the_feature_that_drives_the_score(family: str) -> None:
+    model, rows = make_model(family)
+    riskiest = int(np.argmax(model.probabilities(rows)))
+    reasons = model.reasons(rows[riskiest : riskiest + 1])[0]
+    assert reasons, "a high score has at least one positive contribution"
+    assert reasons[0].feature == "amount"
+    assert reasons[0].description == "transaction amount"
+    assert [r.contribution for r in reasons] == sorted(
+        (r.contribution for r in reasons), reverse=True
+    )
+
+
+def test_decisions_weigh_the_amount() -> None:
+    model, rows = make_model("xgboost")
+    probabilities = model.probabilities(rows)
+    uncertain = np.flatnonzero((probabilities > 0.01) & (probabilities < 0.5))
+    assert uncertain.size, "the synthetic model should have uncertain rows"
+    same = np.repeat(rows[uncertain[:1]], 2, axis=0)
+    scored = model.score(same, np.array([5.0, 5000.0]))
+    assert scored.probabilities[0] == scored.probabilities[1]
+    assert scored.actions.tolist() == ["approve", "review"]
+
+
+def test_rows_of_the_wrong_width_are_refused() -> None:
+    model, rows = make_model("xgboost")
+    with pytest.raises(ValueError, match="features"):
+        model.probabilities(rows[:, :3])
