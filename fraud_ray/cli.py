@@ -21,6 +21,14 @@ app = typer.Typer(
 )
 console = Console()
 
+DataOption = Annotated[
+    Path | None,
+    typer.Option(help="Transactions: a folder or a CSV/Parquet file (default: data.raw_dir)."),
+]
+MappingOption = Annotated[
+    Path | None, typer.Option(help="Dataset mapping YAML (default: data.mapping).")
+]
+
 
 class State:
     config: Path | None = None
@@ -97,8 +105,8 @@ def simulate(
 
 @app.command()
 def features(
-    data: Annotated[Path | None, typer.Option(help="Transactions (default: data.raw_dir).")] = None,
-    mapping: Annotated[Path | None, typer.Option(help="Dataset mapping YAML.")] = None,
+    data: DataOption = None,
+    mapping: MappingOption = None,
     out: Annotated[
         Path | None, typer.Option(help="Output folder (default: data.features_dir).")
     ] = None,
@@ -135,10 +143,8 @@ def features(
 
 @app.command()
 def train(
-    data: Annotated[
-        Path | None, typer.Option(help="Labelled transactions (default: data.raw_dir).")
-    ] = None,
-    mapping: Annotated[Path | None, typer.Option(help="Dataset mapping YAML.")] = None,
+    data: DataOption = None,
+    mapping: MappingOption = None,
     train_start: Annotated[
         str | None,
         typer.Option(help="ISO date or date-time; default: once the longest window has filled."),
@@ -197,8 +203,8 @@ def score(
         str, typer.Option(help="models:/name@alias, models:/name/version, or @alias.")
     ],
     out: Annotated[Path, typer.Option(help="Parquet file to write.")],
-    data: Annotated[Path | None, typer.Option(help="Transactions (default: data.raw_dir).")] = None,
-    mapping: Annotated[Path | None, typer.Option(help="Dataset mapping YAML.")] = None,
+    data: DataOption = None,
+    mapping: MappingOption = None,
     start: Annotated[
         str | None, typer.Option(help="Score from this ISO date or date-time.")
     ] = None,
@@ -221,7 +227,13 @@ def score(
     init_ray(base)
     try:
         summary = score_file(
-            source, fraud_model, out, base.features, load_mapping(mapping), begin, finish
+            source,
+            fraud_model,
+            out,
+            base.features,
+            load_mapping(mapping or base.data.mapping),
+            begin,
+            finish,
         )
     except DataValidationError as error:
         fail(str(getattr(error, "cause", None) or error))
