@@ -25,13 +25,13 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from fraud_ray.calibration import Calibrator
 from fraud_ray.costs import CostPolicy
 from fraud_ray.metrics import evaluate
+from fraud_ray.model import BOOSTER_FILES
 from fraud_ray.resampling import Resampling, resample_dataset
 from fraud_ray.runtime import configure_data
 from fraud_ray.schema import LABEL
 from fraud_ray.settings import Settings
 from fraud_ray.train import Family, train_model
 
-BOOSTER_FILE = "booster.model"
 # setting -> (the trial metric it optimises, direction). Minimising expected cost means choosing the
 # model whose cost-policy decisions cost least on the validation labels: their realised cost.
 OBJECTIVES = {
@@ -113,7 +113,7 @@ def run_trial(
     metrics = validation_metrics(model.predict_raw(validation), validation, policy)
     metrics["best_iteration"] = model.best_iteration
     with tempfile.TemporaryDirectory() as folder:
-        model.booster.save_model(str(Path(folder) / BOOSTER_FILE))
+        model.booster.save_model(str(Path(folder) / BOOSTER_FILES[family]))
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
@@ -187,6 +187,6 @@ def tune_models(
         metrics={
             k: float(best.metrics[k]) for k in ("average_precision", "roc_auc", "expected_cost")
         },
-        booster_file=local / BOOSTER_FILE,
+        booster_file=local / BOOSTER_FILES[best.config["family"]],
         trials=table,
     )

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import mlflow
@@ -56,31 +57,31 @@ def test_tune_py_runs_as_a_job_and_registers_a_model(tmp_path: Path) -> None:
             "FRAUD_RAY_SPLIT_TRAIN_DAYS": "14",
         }
     }
+    submit = [
+        BIN / "ray",
+        "job",
+        "submit",
+        "--address",
+        f"http://127.0.0.1:{dashboard}",
+        "--working-dir",
+        str(REPO),
+        "--runtime-env-json",
+        json.dumps(runtime_env),
+        "--",
+        sys.executable,
+        "tune.py",
+        "--data",
+        str(raw),
+        "--trials",
+        "1",
+    ]
     try:
-        job = subprocess.run(
-            [
-                BIN / "ray",
-                "job",
-                "submit",
-                "--address",
-                f"http://127.0.0.1:{dashboard}",
-                "--working-dir",
-                str(REPO),
-                "--runtime-env-json",
-                json.dumps(runtime_env),
-                "--",
-                sys.executable,
-                "tune.py",
-                "--data",
-                str(raw),
-                "--trials",
-                "1",
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=1200,
-        )
+        for _ in range(30):
+            job = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=1200)
+            # A fresh head answers HTTP before its job agent is up; Ray says so and asks to retry.
+            if "No available agent" not in job.stderr:
+                break
+            time.sleep(2)
     finally:
         subprocess.run([BIN / "ray", "stop", "--force"], env=env, capture_output=True)
     assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
