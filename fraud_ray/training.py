@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 import ray.data
 from ray.air.integrations.mlflow import MLflowLoggerCallback
+from ray.data.aggregate import Count, Max, Min, Sum
+from ray.data.expressions import col
 
 from fraud_ray.calibration import Calibrator
 from fraud_ray.costs import CostPolicy
@@ -86,7 +88,8 @@ def train(
     table = table.materialize()
     if LABEL not in table.columns():
         raise TrainingError("the data has no label column: set `label` in the dataset mapping")
-    first = pd.Timestamp(table.min(TIMESTAMP))
+    summary = table.aggregate(Count(), Sum(AMOUNT), Min(TIMESTAMP), Max(TIMESTAMP), Sum(LABEL))
+    first = pd.Timestamp(summary[f"min({TIMESTAMP})"])
     start = pd.Timestamp(train_start) if train_start else _default_start(first, spec)
     splits = time_splits(start, settings.split, spec.label_delay_days, train_end)
     train_split = filter_window(table, splits.train).materialize()
@@ -171,7 +174,7 @@ def train(
             },
             metrics=metrics,
             tags={
-                "data_fingerprint": _fingerprint(table),
+                "data_fingerprint": _fingerprint(summary),
                 "calibration": calibrator.method_,
                 "review_cost": str(policy.review_cost),
                 "decline_cost": str(policy.decline_cost),
@@ -233,10 +236,11 @@ def _without_known_compromised_cards(
     if not len(test) or CARD_ID not in test.columns:
         return test
     known_by = splits.test.start - timedelta(days=spec.label_delay_days)
-    frauds = table.filter(
-        lambda row: row[LABEL] == 1 and pd.Timestamp(row[TIMESTAMP]) < known_by
-    ).select_columns([CARD_ID])
-    known = set(frauds.to_pandas()[CARD_ID]) if frauds.count() else set()
+    frauds = table.select_columns([CARD_ID, TIMESTAMP, LABEL]).filter(expr=col(LABEL) == 1)
+    found = frauds.to_pandas()
+    if found.empty:
+        return test
+    known = set(found.loc[pd.to_datetime(found[TIMESTAMP], utc=True) < known_by, CARD_ID])
     return test[~test[CARD_ID].isin(known)].reset_index(drop=True)
 
 
@@ -251,13 +255,13 @@ def _reference_sample(
     return path
 
 
-def _fingerprint(table: ray.data.Dataset) -> str:
+def _fingerprint(summary: dict[str, Any]) -> str:
     """Identifies the training data by content summaries that any copy of it reproduces."""
-    summary = {
-        "rows": table.count(),
-        "amount_sum": round(float(table.sum(AMOUNT)), 2),
-        "first": str(table.min(TIMESTAMP)),
-        "last": str(table.max(TIMESTAMP)),
-        "frauds": int(table.sum(LABEL)),
+    content = {
+        "rows": int(summary["count()"]),
+        "amount_sum": round(float(summary[f"sum({AMOUNT})"]), 2),
+        "first": str(pd.Timestamp(summary[f"min({TIMESTAMP})"])),
+        "last": str(pd.Timestamp(summary[f"max({TIMESTAMP})"])),
+        "frauds": int(summary[f"sum({LABEL})"]),
     }
-    return hashlib.sha256(json.dumps(summary, sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
