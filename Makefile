@@ -45,6 +45,7 @@ format: install
 
 bench: install
 	$(BIN)/python bench/data_pipeline.py
+	$(BIN)/python bench/train_compare.py
 
 clean:
 	rm -rf data mlruns mlartifacts .pytest_cache .ruff_cache
