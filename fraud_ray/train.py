@@ -36,6 +36,7 @@ from ray.train.lightgbm import LightGBMTrainer, get_network_params
 from ray.train.xgboost import XGBoostTrainer
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from fraud_ray.model import BOOSTER_FILES, load_booster
 from fraud_ray.schema import LABEL
 from fraud_ray.settings import TrainingSettings
 
@@ -214,12 +215,7 @@ def train_model(
         raise RuntimeError("Ray Train finished without a model checkpoint")
     with result.checkpoint.as_directory() as folder:
         root = Path(folder)
-        model_file = str(root / _model_file(family))
-        booster: Booster = (
-            xgb.Booster(model_file=model_file)
-            if family == "xgboost"
-            else lgb.Booster(model_file=model_file)
-        )
+        booster: Booster = load_booster(family, root / BOOSTER_FILES[family])
         workers = tuple(
             sorted(
                 (WorkerRun(**json.loads(path.read_text())) for path in root.glob("worker-*.json")),
@@ -236,11 +232,6 @@ def train_model(
         metrics=metrics,
         workers=workers,
     )
-
-
-def _model_file(family: Family) -> str:
-    """Each library's native format: XGBoost picks the format from the file name's extension."""
-    return "model.ubj" if family == "xgboost" else "model.txt"
 
 
 def _train_per_worker(config: dict[str, Any]) -> None:
@@ -264,7 +255,7 @@ def _train_per_worker(config: dict[str, Any]) -> None:
         (root / f"worker-{rank}.json").write_text(json.dumps(asdict(run)))
         metrics: dict[str, float] = {"best_iteration": best_iteration, "rounds": rounds}
         if rank == 0:
-            booster.save_model(str(root / _model_file(config["family"])))
+            booster.save_model(str(root / BOOSTER_FILES[config["family"]]))
             model = TrainedModel(
                 booster, config["family"], tuple(features), best_iteration, rounds, {}
             )
