@@ -421,3 +421,27 @@ def filter_window(data: Data, window: TimeWindow) -> Data:
     if isinstance(data, pd.DataFrame):
         return data[window.contains(data[TIMESTAMP]).to_numpy()]
     return data.map_batches(filter_window, batch_format="pandas", fn_kwargs={"window": window})
+
+
+def without_known_compromised_cards(
+    test: pd.DataFrame, history: pd.DataFrame, splits: TimeSplits, label_delay_days: int
+) -> pd.DataFrame:
+    """The test rows of cards not yet known compromised: the Fraud Detection Handbook's protocol.
+
+    A card known compromised is blocked, so its later payments test nothing. A fraud's label
+    arrives ``label_delay_days`` after it, so on test day ``D`` (UTC) the known cards are those
+    with a fraud in ``history`` from the start of the training window up to ``D - delay``
+    (exclusive): the list grows day by day through the test window, as in the handbook. Frauds
+    before the training window do not count, also as in the handbook: the simulator never
+    retires a card, and over months its compromised terminals touch most cards, so counting the
+    whole history would leave under a third of the default simulation's test week.
+    """
+    if test.empty or history.empty or CARD_ID not in test.columns:
+        return test
+    moments = pd.to_datetime(history[TIMESTAMP], utc=True)
+    frauds = (history[LABEL] == 1).to_numpy() & (moments >= splits.train.start).to_numpy()
+    first_fraud = moments[frauds].groupby(history.loc[frauds, CARD_ID].to_numpy()).min()
+    known_from = first_fraud.dt.normalize() + timedelta(days=label_delay_days + 1)
+    day = pd.to_datetime(test[TIMESTAMP], utc=True).dt.normalize()
+    blocked = (day >= test[CARD_ID].map(known_from)).to_numpy()  # NaT (never known): False
+    return test[~blocked].reset_index(drop=True)

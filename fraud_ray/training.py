@@ -25,7 +25,13 @@ from ray.data.expressions import col
 
 from fraud_ray.calibration import Calibrator
 from fraud_ray.costs import CostPolicy
-from fraud_ray.data import TimeSplits, filter_window, read_transactions, time_splits
+from fraud_ray.data import (
+    TimeSplits,
+    filter_window,
+    read_transactions,
+    time_splits,
+    without_known_compromised_cards,
+)
 from fraud_ray.features.definitions import FeatureSpec
 from fraud_ray.features.distributed import build_features
 from fraud_ray.metrics import evaluate
@@ -133,7 +139,7 @@ def train(
     validation_probabilities = model.probabilities(validation[spec.names].to_numpy())
     validation_metrics = evaluate(validation, validation_probabilities, policy)
     test_metrics: dict[str, float] = {}
-    unseen = _without_known_compromised_cards(test, table, splits, spec)
+    unseen = without_known_compromised_cards(test, _frauds(table), splits, spec.label_delay_days)
     if len(unseen) and unseen[LABEL].nunique() == 2:
         test_metrics = evaluate(unseen, model.probabilities(unseen[spec.names].to_numpy()), policy)
 
@@ -229,19 +235,12 @@ def _check(train: ray.data.Dataset, validation: pd.DataFrame, splits: TimeSplits
         )
 
 
-def _without_known_compromised_cards(
-    test: pd.DataFrame, table: ray.data.Dataset, splits: TimeSplits, spec: FeatureSpec
-) -> pd.DataFrame:
-    """The handbook's protocol: a card already known compromised is blocked, not scored."""
-    if not len(test) or CARD_ID not in test.columns:
-        return test
-    known_by = splits.test.start - timedelta(days=spec.label_delay_days)
+def _frauds(table: ray.data.Dataset) -> pd.DataFrame:
+    """Card, time and label of every fraud: all ``without_known_compromised_cards`` needs."""
+    if CARD_ID not in table.columns():
+        return pd.DataFrame(columns=[CARD_ID, TIMESTAMP, LABEL])
     frauds = table.select_columns([CARD_ID, TIMESTAMP, LABEL]).filter(expr=col(LABEL) == 1)
-    found = frauds.to_pandas()
-    if found.empty:
-        return test
-    known = set(found.loc[pd.to_datetime(found[TIMESTAMP], utc=True) < known_by, CARD_ID])
-    return test[~test[CARD_ID].isin(known)].reset_index(drop=True)
+    return frauds.to_pandas()
 
 
 def _reference_sample(

@@ -19,6 +19,7 @@ from fraud_ray.data import (
     filter_window,
     read_transactions_pandas,
     time_splits,
+    without_known_compromised_cards,
 )
 from fraud_ray.schema import (
     AMOUNT,
@@ -480,3 +481,70 @@ def test_filter_window_keeps_only_rows_inside() -> None:
 
     assert kept[TRANSACTION_ID].tolist() == ["first", "last"]
     assert kept.index.tolist() == [11, 12]
+
+
+# --- known compromised cards --------------------------------------------------------------------
+
+
+def _day(day: int, hour: int = 12) -> datetime:
+    return START + timedelta(days=day, hours=hour)
+
+
+def test_known_compromised_cards_leave_the_test_day_by_day() -> None:
+    """Train days 0-6, validation 14-20, test 28-34: a fraud on day F is known from F + 8."""
+    splits = time_splits(START, SplitSettings(), 7)
+    frauds = {
+        "before-training": -5,  # older than the training window: not counted, as in the handbook
+        "in-training": 3,  # known from day 11: blocked through the whole test week
+        "late-gap": 22,  # known from day 30: still tested on days 28 and 29
+        "in-test": 28,  # known from day 36, after the test week
+    }
+    history = pd.DataFrame(
+        {
+            CARD_ID: [*frauds, "honest"],
+            TIMESTAMP: pd.to_datetime([_day(day) for day in [*frauds.values(), 0]], utc=True),
+            LABEL: [1, 1, 1, 1, 0],
+        }
+    )
+    test = pd.DataFrame(
+        [(card, _day(day, hour=1)) for card in history[CARD_ID] for day in range(28, 35)],
+        columns=[CARD_ID, TIMESTAMP],
+    )
+
+    kept = without_known_compromised_cards(test, history, splits, label_delay_days=7)
+
+    tested = kept.assign(day=(kept[TIMESTAMP] - START).dt.days).groupby(CARD_ID)["day"].agg(list)
+    every_day = list(range(28, 35))
+    assert tested.to_dict() == {
+        "before-training": every_day,
+        "late-gap": [28, 29],
+        "in-test": every_day,
+        "honest": every_day,
+    }
+
+
+def test_a_fraud_is_known_from_the_day_after_the_delay_whatever_its_hour() -> None:
+    splits = time_splits(START, SplitSettings(), 0)
+    late = START + timedelta(days=10, hours=23, minutes=59)
+    history = pd.DataFrame({CARD_ID: ["c"], TIMESTAMP: [late], LABEL: [1]})
+    test = pd.DataFrame(
+        {
+            CARD_ID: ["c", "c"],
+            TIMESTAMP: [
+                START + timedelta(days=10, hours=23, minutes=59, seconds=1),
+                START + timedelta(days=11),
+            ],
+        }
+    )
+
+    kept = without_known_compromised_cards(test, history, splits, label_delay_days=0)
+
+    assert kept[TIMESTAMP].tolist() == [test[TIMESTAMP][0]]
+
+
+def test_without_frauds_or_cards_every_test_row_stays() -> None:
+    splits = time_splits(START, SplitSettings(), 7)
+    test = pd.DataFrame({CARD_ID: ["a"], TIMESTAMP: [_day(28)]})
+
+    assert len(without_known_compromised_cards(test, pd.DataFrame(), splits, 7)) == 1
+    assert len(without_known_compromised_cards(test.drop(columns=CARD_ID), test, splits, 7)) == 1
