@@ -46,6 +46,7 @@ format: install
 bench: install
 	$(BIN)/python bench/data_pipeline.py
 	$(BIN)/python bench/train_compare.py
+	$(BIN)/python bench/quality.py
 
 clean:
 	rm -rf data mlruns mlartifacts .pytest_cache .ruff_cache
