@@ -17,15 +17,16 @@ from fraud_ray.model import FraudModel
 SPEC = FeatureSpec(has_card=False, has_terminal=False)
 
 
-def make_model(family: str) -> tuple[FraudModel, np.ndarray]:
+def make_model(family: str, spec: FeatureSpec = SPEC) -> tuple[FraudModel, np.ndarray]:
+    """A small model whose fraud probability rises with the amount column."""
     rng = np.random.default_rng(0)
-    rows = rng.normal(size=(600, len(SPEC.names)))
-    amount = SPEC.names.index("amount")
+    rows = rng.normal(size=(600, len(spec.names)))
+    amount = spec.names.index("amount")
     labels = (rows[:, amount] + 0.3 * rng.normal(size=600) > 1.2).astype(int)
     if family == "xgboost":
         booster = xgb.train(
             {"objective": "binary:logistic", "max_depth": 3, "verbosity": 0},
-            xgb.DMatrix(rows, label=labels, feature_names=SPEC.names),
+            xgb.DMatrix(rows, label=labels, feature_names=spec.names),
             num_boost_round=20,
         )
         raw = booster.inplace_predict(rows)
@@ -37,7 +38,7 @@ def make_model(family: str) -> tuple[FraudModel, np.ndarray]:
         )
         raw = booster.predict(rows)
     calibrator = Calibrator().fit(raw, labels)
-    model = FraudModel(booster, family, calibrator, SPEC, CostPolicy(3.0, 10.0), {"note": "t"})
+    model = FraudModel(booster, family, calibrator, spec, CostPolicy(3.0, 10.0), {"note": "t"})
     return model, rows
 
 

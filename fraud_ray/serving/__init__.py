@@ -1,0 +1,1 @@
+"""Serving: the decision pipeline (pure) and the Ray Serve graph around it."""

@@ -1,0 +1,184 @@
+"""The three steps of a decision as plain objects, with no Ray in them.
+
+Features -> model -> cost decision. The Serve graph runs each step in its own deployment, the plain
+FastAPI baseline in ``bench/`` runs them in one process, and the tests run them in milliseconds:
+a decision is made by the same code wherever it is made. Between steps only NumPy arrays travel,
+because they pickle in microseconds where lists of pydantic objects take milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import xgboost as xgb
+
+from fraud_ray.costs import CostPolicy
+from fraud_ray.features.definitions import FeatureSpec
+from fraud_ray.features.online import OnlineFeatures
+from fraud_ray.features.state import Event, MemoryState, epoch_micros
+from fraud_ray.model import FraudModel
+from fraud_ray.schema import Action, Decision, ModelRef, Reason, Transaction
+
+PROBE_START = datetime(2025, 1, 6, 12, tzinfo=UTC)
+
+
+class ModelRefused(ValueError):
+    """A model version that must not serve; the message says why."""
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Calibrated probabilities and each row's strongest reasons, as indices into the features."""
+
+    probabilities: np.ndarray
+    reason_index: np.ndarray
+    reason_value: np.ndarray
+    model: ModelRef
+
+
+@dataclass(frozen=True)
+class Decided:
+    """What the decision step adds: the chosen action and its expected cost."""
+
+    scores: Scores
+    actions: np.ndarray
+    expected_costs: np.ndarray
+
+
+def events_from(transactions: Sequence[Transaction]) -> list[Event]:
+    return [Event.from_transaction(transaction) for transaction in transactions]
+
+
+def amounts_of(transactions: Sequence[Transaction]) -> np.ndarray:
+    return np.fromiter((t.amount for t in transactions), dtype=np.float64, count=len(transactions))
+
+
+class ServingModel:
+    """A registered model ready to serve: scores in the serving feature order, with reasons.
+
+    The feature step computes the features of the serving spec; a model trained on other feature
+    definitions would read the wrong columns, so it is refused instead of served.
+    """
+
+    def __init__(self, model: FraudModel, ref: ModelRef, spec: FeatureSpec, reasons: int) -> None:
+        if model.spec != spec:
+            raise ModelRefused(
+                f"{ref.name} version {ref.version} was trained on other feature definitions "
+                f"({model.spec}) than the graph computes ({spec}); redeploy the graph to serve it"
+            )
+        self.model = model
+        self.ref = ref
+        self.reasons = reasons
+
+    def score(self, rows: np.ndarray) -> Scores:
+        probabilities = self.model.probabilities(rows)
+        index, value = self._top_contributions(rows)
+        return Scores(probabilities, index, value, self.ref)
+
+    def probe(self) -> None:
+        """Score a few synthetic cold-start transactions; refuse a model that cannot."""
+        rows = probe_rows(self.model.spec)
+        try:
+            scores = self.score(rows)
+        except Exception as error:  # any failure to score means the version cannot serve
+            raise ModelRefused(
+                f"{self.ref.name} version {self.ref.version} failed to score a probe batch: {error}"
+            ) from error
+        p = scores.probabilities
+        if p.shape != (len(rows),) or not np.all(np.isfinite(p) & (p >= 0) & (p <= 1)):
+            raise ModelRefused(
+                f"{self.ref.name} version {self.ref.version} gave invalid probabilities {p!r}"
+            )
+
+    def _top_contributions(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The ``reasons`` largest positive contributions to each row's log-odds.
+
+        The booster's own additive explanation (XGBoost ``pred_contribs``, LightGBM
+        ``pred_contrib``) is exact for this model; a feature that pushed the score down is not a
+        reason for suspicion, so non-positive contributions come back as index -1.
+        """
+        top = min(self.reasons, len(self.model.features))
+        if top == 0:
+            empty = np.empty((len(rows), 0))
+            return empty.astype(np.int64), empty
+        booster = self.model.booster
+        if isinstance(booster, xgb.Booster):
+            matrix = xgb.DMatrix(rows, feature_names=self.model.features)
+            contributions = booster.predict(matrix, pred_contribs=True)
+        else:
+            contributions = booster.predict(rows, pred_contrib=True)
+        contributions = np.asarray(contributions)[:, : len(self.model.features)]
+        index = np.argsort(-contributions, axis=1, kind="stable")[:, :top]
+        value = np.take_along_axis(contributions, index, axis=1)
+        return np.where(value > 0, index, -1), value
+
+
+def probe_rows(spec: FeatureSpec) -> np.ndarray:
+    """Features of a small synthetic history: a first purchase, a repeat, a large one at night."""
+    online = OnlineFeatures(spec, MemoryState(spec))
+    moments = [PROBE_START, PROBE_START + timedelta(hours=2), PROBE_START + timedelta(hours=11)]
+    events = [
+        Event(f"probe-{i}", epoch_micros(moment), amount, "probe-card", "probe-terminal")
+        for i, (moment, amount) in enumerate(zip(moments, (20.0, 25.0, 900.0), strict=True))
+    ]
+    return online.compute(events)
+
+
+def decide(policy: CostPolicy, scores: Scores, amounts: np.ndarray) -> Decided:
+    actions, costs = policy.decide(scores.probabilities, amounts)
+    return Decided(scores, actions, costs)
+
+
+def render(
+    transactions: Sequence[Transaction],
+    decided: Decided,
+    spec: FeatureSpec,
+    received_at: datetime,
+) -> list[Decision]:
+    """The Decision objects the API returns, with reasons named for an analyst."""
+    definitions = spec.definitions
+    now = datetime.now(UTC)
+    latency_ms = max((now - received_at).total_seconds() * 1000, 0.0)
+    scores = decided.scores
+    decisions = []
+    for i, transaction in enumerate(transactions):
+        reasons = [
+            Reason(
+                feature=definitions[j].name,
+                description=definitions[j].description,
+                contribution=float(value),
+            )
+            for j, value in zip(scores.reason_index[i], scores.reason_value[i], strict=True)
+            if j >= 0
+        ]
+        decisions.append(
+            Decision.model_construct(
+                transaction_id=transaction.transaction_id,
+                fraud_probability=float(scores.probabilities[i]),
+                decision=Action(decided.actions[i]),
+                expected_cost=float(decided.expected_costs[i]),
+                reasons=reasons,
+                model=scores.model,
+                scored_at=now,
+                latency_ms=latency_ms,
+            )
+        )
+    return decisions
+
+
+class DecisionPipeline:
+    """The three steps in one process: the baseline the Serve graph is measured against."""
+
+    def __init__(self, features: OnlineFeatures, model: ServingModel, policy: CostPolicy) -> None:
+        self.features = features
+        self.model = model
+        self.policy = policy
+
+    def decide(self, transactions: Sequence[Transaction]) -> list[Decision]:
+        received_at = datetime.now(UTC)
+        rows = self.features.compute(events_from(transactions))
+        decided = decide(self.policy, self.model.score(rows), amounts_of(transactions))
+        return render(transactions, decided, self.features.spec, received_at)

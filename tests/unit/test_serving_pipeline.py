@@ -1,0 +1,122 @@
+"""The decision pipeline without Ray: features, model and cost decision in one process."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+import xgboost as xgb
+
+from fraud_ray.costs import CostPolicy
+from fraud_ray.features.definitions import FeatureSpec
+from fraud_ray.features.online import OnlineFeatures
+from fraud_ray.features.state import MemoryState
+from fraud_ray.model import FraudModel
+from fraud_ray.schema import Action, ModelRef, Transaction
+from fraud_ray.serving.pipeline import (
+    DecisionPipeline,
+    ModelRefused,
+    ServingModel,
+    probe_rows,
+)
+
+from .test_model import make_model
+
+SPEC = FeatureSpec()
+REF = ModelRef(name="fraud-test", version="3")
+START = datetime(2025, 5, 1, 9, tzinfo=UTC)
+
+
+def pipeline(spec: FeatureSpec = SPEC) -> DecisionPipeline:
+    model, _ = make_model("xgboost", spec)
+    return DecisionPipeline(
+        OnlineFeatures(spec, MemoryState(spec)),
+        ServingModel(model, REF, spec, reasons=3),
+        CostPolicy(review_cost=3.0, decline_cost=10.0),
+    )
+
+
+def transactions(amounts: list[float]) -> list[Transaction]:
+    return [
+        Transaction(
+            transaction_id=f"t{i}",
+            timestamp=START + timedelta(minutes=i),
+            card_id="c1",
+            terminal_id=f"term{i % 2}",
+            amount=amount,
+        )
+        for i, amount in enumerate(amounts)
+    ]
+
+
+def test_decisions_come_back_in_order_with_the_cheapest_action() -> None:
+    steps = pipeline()
+    batch = transactions([12.0, 3000.0, 40.0])
+    decisions = steps.decide(batch)
+    assert [d.transaction_id for d in decisions] == ["t0", "t1", "t2"]
+    probabilities = np.array([d.fraud_probability for d in decisions])
+    assert np.all((probabilities >= 0) & (probabilities <= 1))
+    actions, costs = steps.policy.decide(probabilities, [12.0, 3000.0, 40.0])
+    assert [d.decision.value for d in decisions] == list(actions)
+    np.testing.assert_allclose([d.expected_cost for d in decisions], costs)
+    assert all(d.model == REF and d.latency_ms >= 0 for d in decisions)
+
+
+def test_reasons_are_the_largest_positive_contributions_in_words() -> None:
+    decisions = pipeline().decide(transactions([5000.0]))
+    reasons = decisions[0].reasons
+    assert reasons, "a large amount must give at least one reason"
+    assert all(r.contribution > 0 for r in reasons)
+    assert [r.contribution for r in reasons] == sorted(
+        (r.contribution for r in reasons), reverse=True
+    )
+    described = {d.name: d.description for d in SPEC.definitions}
+    assert all(r.description == described[r.feature] for r in reasons)
+    assert reasons[0].feature == "amount"  # the toy model's fraud rises with the amount alone
+
+
+def test_a_large_amount_is_not_approved_where_a_small_one_is() -> None:
+    small, large = pipeline().decide(transactions([0.5, 5000.0]))
+    assert small.decision == Action.APPROVE
+    assert large.fraud_probability > small.fraud_probability
+    assert large.decision != Action.APPROVE
+
+
+def test_a_model_of_other_feature_definitions_is_refused() -> None:
+    other = FeatureSpec(windows_days=(1, 7))
+    model, _ = make_model("xgboost", other)
+    with pytest.raises(ModelRefused, match="other feature definitions"):
+        ServingModel(model, REF, SPEC, reasons=3)
+
+
+def test_a_model_that_cannot_score_fails_its_probe() -> None:
+    model, _ = make_model("xgboost", SPEC)
+    rng = np.random.default_rng(1)
+    broken = xgb.train(
+        {"objective": "binary:logistic", "verbosity": 0},
+        xgb.DMatrix(rng.normal(size=(50, 3)), label=rng.integers(0, 2, 50)),
+        num_boost_round=2,
+    )
+    bad = FraudModel(broken, "xgboost", model.calibrator, SPEC, model.policy)
+    serving = ServingModel(bad, REF, SPEC, reasons=3)
+    with pytest.raises(ModelRefused, match="failed to score a probe batch"):
+        serving.probe()
+
+
+def test_probe_rows_describe_a_short_card_history() -> None:
+    rows = probe_rows(SPEC)
+    names = SPEC.names
+    assert rows.shape == (3, len(names))
+    counts = rows[:, names.index("card_tx_count_1d")]
+    np.testing.assert_array_equal(counts, [0, 1, 2])
+
+
+def test_no_reasons_when_none_are_asked_for() -> None:
+    model, _ = make_model("xgboost", SPEC)
+    steps = DecisionPipeline(
+        OnlineFeatures(SPEC, MemoryState(SPEC)),
+        ServingModel(model, REF, SPEC, reasons=0),
+        CostPolicy(3.0, 10.0),
+    )
+    assert steps.decide(transactions([5000.0]))[0].reasons == []
