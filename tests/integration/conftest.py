@@ -81,7 +81,9 @@ class KafkaBroker:
 
     def _own_env(self) -> dict[str, str]:
         if self.env is None:
-            pytest.skip(f"the broker at {self.bootstrap} (FRAUD_RAY_KAFKA_BOOTSTRAP) is not ours")
+            pytest.skip(
+                f"the broker at {self.bootstrap} (FRAUD_RAY_KAFKA_BOOTSTRAP) is not ours to stop"
+            )
         return self.env
 
 
