@@ -17,7 +17,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PORT="${POSTGRES_PORT:-5432}"
-DIR="${POSTGRES_DIR:-$ROOT/.cache/postgres}"
+# Absolute: the server runs as another user, from another working directory.
+DIR="$(realpath -m "${POSTGRES_DIR:-$ROOT/.cache/postgres}")"
 DB="${POSTGRES_DB:-fraud_ray}"
 START_TIMEOUT="${POSTGRES_START_TIMEOUT:-60}"
 DATA="$DIR/data"
