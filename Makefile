@@ -26,11 +26,10 @@ run: install
 	$(BIN)/fraud-ray simulate
 	$(BIN)/fraud-ray features
 
-# Services the tests start themselves need their programs installed; as root we install them.
+# Services the tests start themselves (Redis, PostgreSQL, Kafka) need their programs and jars
+# installed; as root we install them.
 services:
-	@command -v redis-server >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server; \
-	  else echo "redis-server is missing: sudo apt-get install redis-server"; exit 1; fi; }
+	@scripts/install-services.sh
 
 lint: install
 	$(BIN)/ruff check .
@@ -43,10 +42,11 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: install
+bench: install services
 	$(BIN)/python bench/data_pipeline.py
 	$(BIN)/python bench/train_compare.py
 	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/decision_log.py
 
 clean:
 	rm -rf data mlruns mlartifacts .pytest_cache .ruff_cache

@@ -1,12 +1,26 @@
-"""The integration tests: Ray and real services (the fixtures live in ``tests/conftest.py``)."""
+"""The integration tests: Ray and real services, started by the fixtures here and in ``tests/conftest.py``.
+
+Kafka and PostgreSQL come from ``scripts/kafka.sh`` and ``scripts/postgres.sh``, the same scripts a
+developer runs by hand, so the tests exercise the way the services are really started.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from ..conftest import free_port
+
 HERE = Path(__file__).parent
+SCRIPTS = HERE.parents[1] / "scripts"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -14,3 +28,105 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if HERE in item.path.parents:
             item.add_marker(pytest.mark.integration)
+
+
+def run_script(script: str, command: str, env: dict[str, str]) -> str:
+    """Run one of ``scripts/``; its own message says what went wrong, so the test shows it whole."""
+    result = subprocess.run(
+        [str(SCRIPTS / script), command],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"scripts/{script} {command} failed:\n{result.stderr}{result.stdout}")
+    return result.stdout
+
+
+def distinct_free_ports(count: int) -> list[int]:
+    ports: set[int] = set()
+    while len(ports) < count:
+        ports.add(free_port())
+    return sorted(ports)
+
+
+@dataclass
+class KafkaBroker:
+    """A Kafka broker that a test may take down and bring back.
+
+    A restart keeps the port and the data dir, as a production broker's restart does, so what a
+    test checks is that clients ride it out. ``env`` is what ``scripts/kafka.sh`` needs to find this
+    broker; an external broker (``FRAUD_RAY_KAFKA_BOOTSTRAP``) has none and is not ours to stop.
+    """
+
+    bootstrap: str
+    env: dict[str, str] | None = field(default=None, repr=False)
+
+    def start(self) -> None:
+        run_script("kafka.sh", "start", self._own_env())
+
+    def stop(self) -> None:
+        run_script("kafka.sh", "stop", self._own_env())
+
+    @contextmanager
+    def stopped(self) -> Iterator[None]:
+        """Down for the body of the ``with``, and up again after it even if the body fails, so
+        one failing test does not leave the rest of the session without a broker."""
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
+
+    def _own_env(self) -> dict[str, str]:
+        if self.env is None:
+            pytest.skip(
+                f"the broker at {self.bootstrap} (FRAUD_RAY_KAFKA_BOOTSTRAP) is not ours to stop"
+            )
+        return self.env
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """A real Kafka: ``FRAUD_RAY_KAFKA_BOOTSTRAP`` if set, else a private KRaft broker on free ports."""
+    if bootstrap := os.environ.get("FRAUD_RAY_KAFKA_BOOTSTRAP"):
+        yield KafkaBroker(bootstrap)
+        return
+    port, controller_port = distinct_free_ports(2)
+    broker = KafkaBroker(
+        f"127.0.0.1:{port}",
+        {
+            "KAFKA_PORT": str(port),
+            "KAFKA_CONTROLLER_PORT": str(controller_port),
+            "KAFKA_DIR": str(tmp_path_factory.mktemp("kafka")),
+        },
+    )
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker: KafkaBroker) -> str:
+    """``bootstrap.servers`` of the session's Kafka, for tests that never restart it."""
+    return kafka_broker.bootstrap
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL as a SQLAlchemy URL: ``FRAUD_RAY_TEST_POSTGRES_URL`` if set, else a private
+    server on a free port with an empty ``fraud_ray`` database."""
+    if url := os.environ.get("FRAUD_RAY_TEST_POSTGRES_URL"):
+        yield url
+        return
+    # As root the server runs as the user postgres, which cannot enter pytest's private temp
+    # folders: the data dir gets a folder of its own directly under the system's temp dir.
+    directory = Path(tempfile.mkdtemp(prefix="fraud-ray-postgres-"))
+    env = {"POSTGRES_PORT": str(free_port()), "POSTGRES_DIR": str(directory)}
+    try:
+        output = run_script("postgres.sh", "start", env)
+        yield output.strip().splitlines()[-1]
+    finally:
+        run_script("postgres.sh", "stop", env)
+        shutil.rmtree(directory, ignore_errors=True)

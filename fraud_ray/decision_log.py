@@ -1,0 +1,336 @@
+"""The decision log: every decision fraud-ray made, once per transaction, with what it was made on.
+
+Streaming commits Kafka offsets only after the decisions are written, so a consumer that dies between
+the two writes the same transactions again when it restarts. The primary key on ``transaction_id``
+and an insert that skips rows already there make such a replay harmless: the first decision stays,
+and nothing fails. Monitoring reads the same table later: the features each decision saw (drift) and
+the labels that arrive weeks afterwards (performance).
+
+SQLite (the embedded default) and PostgreSQL are supported: the two dialects whose ``INSERT ... ON
+CONFLICT DO NOTHING`` SQLAlchemy exposes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+from fraud_ray.schema import (
+    AMOUNT,
+    CARD_ID,
+    LABEL,
+    TERMINAL_ID,
+    TIMESTAMP,
+    TRANSACTION_ID,
+    Action,
+    Decision,
+    ModelRef,
+    Reason,
+    Transaction,
+)
+
+SUPPORTED_DIALECTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Instants in UTC on the way in and out: SQLite keeps no time zone at all, and PostgreSQL
+    answers in the session's zone, but every datetime in fraud-ray is aware and in UTC."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value} given to the decision log: say it is UTC")
+        return value.astimezone(UTC).replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# JSONB on PostgreSQL, so that monitoring can query inside features and reasons.
+Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+metadata = sa.MetaData()
+decisions_table = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column(TRANSACTION_ID, sa.String(128), primary_key=True),
+    sa.Column(CARD_ID, sa.String(128)),
+    sa.Column(TERMINAL_ID, sa.String(128)),
+    sa.Column(AMOUNT, sa.Float, nullable=False),
+    sa.Column(TIMESTAMP, UtcDateTime, nullable=False),
+    sa.Column("fraud_probability", sa.Float, nullable=False),
+    sa.Column("decision", sa.String(16), nullable=False),
+    sa.Column("expected_cost", sa.Float, nullable=False),
+    sa.Column("reasons", Json, nullable=False),
+    sa.Column("model_name", sa.String(256), nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("scored_at", UtcDateTime, nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("features", Json),
+    sa.Column(LABEL, sa.SmallInteger),
+    sa.Column("labelled_at", UtcDateTime),
+    # Alerts are read newest first, and monitoring reads windows of recent decisions.
+    sa.Index("ix_decisions_scored_at", "scored_at", TRANSACTION_ID),
+)
+
+
+class DecisionLogError(ValueError):
+    """A decision log that cannot be opened or written; the message names the URL and the cause."""
+
+
+@dataclass(frozen=True)
+class AlertCursor:
+    """Where a page of alerts ended. Paging by position would skip or repeat alerts whenever new
+    decisions arrive between two pages; a cursor on (scored_at, transaction_id) does neither."""
+
+    scored_at: datetime
+    transaction_id: str
+
+
+class LoggedDecision(BaseModel):
+    """A decision as the log keeps it: the decision, the transaction fields that monitoring needs,
+    the features it was made on (missing values are NaN, as everywhere in fraud-ray), and the label
+    once it arrives."""
+
+    decision: Decision
+    card_id: str | None
+    terminal_id: str | None
+    amount: float
+    timestamp: datetime
+    features: dict[str, float] | None = None
+    is_fraud: Literal[0, 1] | None = None
+    labelled_at: datetime | None = None
+
+    @property
+    def transaction_id(self) -> str:
+        return self.decision.transaction_id
+
+    @property
+    def cursor(self) -> AlertCursor:
+        return AlertCursor(self.decision.scored_at, self.decision.transaction_id)
+
+
+class DecisionLog:
+    """The ``decisions`` table behind a SQLAlchemy URL (``Settings.decisions.url``).
+
+    The table is created on first use. A SQLite file's folder is created too, so that the default
+    ``sqlite:///data/decisions.db`` works from a fresh checkout.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.engine = _engine(url)
+        self._insert = SUPPORTED_DIALECTS[self.engine.dialect.name]
+        try:
+            metadata.create_all(self.engine)
+        except SQLAlchemyError as error:
+            self.engine.dispose()
+            # The driver's own message, without SQLAlchemy's statement and documentation link.
+            cause = getattr(error, "orig", None) or error
+            raise DecisionLogError(
+                f"cannot open the decision log at {_shown(self.engine.url)}: {cause}"
+            ) from error
+
+    def write(
+        self,
+        decisions: Sequence[Decision],
+        transactions: Sequence[Transaction],
+        features: Sequence[Mapping[str, float]] | None = None,
+    ) -> int:
+        """Log one batch in one statement; returns how many rows are new.
+
+        ``transactions[i]`` (and ``features[i]``, if given) belong to ``decisions[i]``. A
+        transaction already in the log keeps its first decision: a replayed batch changes nothing.
+        """
+        _check_aligned(decisions, transactions, features)
+        if not decisions:
+            return 0
+        rows = [
+            _row(decision, transaction, None if features is None else features[i])
+            for i, (decision, transaction) in enumerate(zip(decisions, transactions, strict=True))
+        ]
+        # One executemany; RETURNING would tell the new rows too, but makes SQLAlchemy rewrite the
+        # batch into multi-row VALUES statements, three times slower on PostgreSQL.
+        statement = (
+            self._insert(decisions_table)
+            .on_conflict_do_nothing(index_elements=[TRANSACTION_ID])
+            .execution_options(preserve_rowcount=True)
+        )
+        with self.engine.begin() as connection:
+            return connection.execute(statement, rows).rowcount
+
+    def get(self, transaction_id: str) -> LoggedDecision | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(decisions_table).where(
+                    decisions_table.c[TRANSACTION_ID] == transaction_id
+                )
+            ).one_or_none()
+        return None if row is None else _logged(row._mapping)
+
+    def alerts(self, limit: int, before: AlertCursor | None = None) -> list[LoggedDecision]:
+        """Decisions other than approve, newest first: ``limit`` of them, after ``before`` (the
+        ``cursor`` of the last alert of the previous page) when given."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        query = sa.select(decisions_table).where(decisions_table.c.decision != Action.APPROVE.value)
+        if before is not None:
+            query = query.where(
+                sa.tuple_(decisions_table.c.scored_at, decisions_table.c[TRANSACTION_ID])
+                < sa.tuple_(
+                    sa.literal(before.scored_at, UtcDateTime),
+                    sa.literal(before.transaction_id),
+                )
+            )
+        query = query.order_by(
+            decisions_table.c.scored_at.desc(), decisions_table.c[TRANSACTION_ID].desc()
+        ).limit(limit)
+        with self.engine.connect() as connection:
+            return [_logged(row._mapping) for row in connection.execute(query)]
+
+    def count(self) -> int:
+        with self.engine.connect() as connection:
+            return connection.execute(
+                sa.select(sa.func.count()).select_from(decisions_table)
+            ).scalar_one()
+
+    def record_labels(
+        self, labels: Iterable[tuple[str, int]], labelled_at: datetime | None = None
+    ) -> int:
+        """Store (transaction_id, is_fraud) labels; returns how many named a logged transaction.
+
+        A later label for the same transaction replaces the earlier one: an analyst may overturn
+        a chargeback.
+        """
+        at = labelled_at or datetime.now(UTC)
+        rows = [
+            {"key": transaction_id, "label": int(bool(is_fraud)), "at": at}
+            for transaction_id, is_fraud in labels
+        ]
+        if not rows:
+            return 0
+        statement = (
+            decisions_table.update()
+            .where(decisions_table.c[TRANSACTION_ID] == sa.bindparam("key"))
+            .values({LABEL: sa.bindparam("label"), "labelled_at": sa.bindparam("at")})
+        )
+        with self.engine.begin() as connection:
+            return connection.execute(statement, rows).rowcount
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _engine(url: str) -> Engine:
+    try:
+        parsed = sa.make_url(url)
+    except ArgumentError as error:
+        raise DecisionLogError(
+            f"decision log URL {url!r} is not a database URL ({error}): write it like "
+            "sqlite:///data/decisions.db or postgresql+psycopg://user@host:5432/fraud_ray"
+        ) from None
+    if parsed.get_backend_name() not in SUPPORTED_DIALECTS:
+        raise DecisionLogError(
+            f"decision log URL {_shown(parsed)}: the log supports "
+            f"{' and '.join(SUPPORTED_DIALECTS)}, not {parsed.get_backend_name()}"
+        )
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        folder = Path(parsed.database).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise DecisionLogError(
+                f"decision log URL {_shown(parsed)}: cannot create {folder}: {error}"
+            ) from None
+    try:
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    except (ArgumentError, NoSuchModuleError, ImportError) as error:
+        raise DecisionLogError(f"decision log URL {_shown(parsed)}: {error}") from None
+
+
+def _shown(url: sa.URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def _check_aligned(
+    decisions: Sequence[Decision],
+    transactions: Sequence[Transaction],
+    features: Sequence[Mapping[str, float]] | None,
+) -> None:
+    if len(transactions) != len(decisions):
+        raise ValueError(f"{len(decisions)} decisions but {len(transactions)} transactions")
+    if features is not None and len(features) != len(decisions):
+        raise ValueError(f"{len(decisions)} decisions but {len(features)} feature rows")
+    for decision, transaction in zip(decisions, transactions, strict=True):
+        if decision.transaction_id != transaction.transaction_id:
+            raise ValueError(
+                f"decision for {decision.transaction_id!r} paired with transaction "
+                f"{transaction.transaction_id!r}"
+            )
+
+
+def _row(
+    decision: Decision, transaction: Transaction, features: Mapping[str, float] | None
+) -> dict[str, Any]:
+    return {
+        TRANSACTION_ID: decision.transaction_id,
+        CARD_ID: transaction.card_id,
+        TERMINAL_ID: transaction.terminal_id,
+        AMOUNT: transaction.amount,
+        TIMESTAMP: transaction.timestamp,
+        "fraud_probability": decision.fraud_probability,
+        "decision": decision.decision.value,
+        "expected_cost": decision.expected_cost,
+        "reasons": [reason.model_dump() for reason in decision.reasons],
+        "model_name": decision.model.name,
+        "model_version": decision.model.version,
+        "scored_at": decision.scored_at,
+        "latency_ms": decision.latency_ms,
+        # JSON has no NaN: a missing feature is stored as null and read back as NaN.
+        "features": None
+        if features is None
+        else {
+            name: float(value) if math.isfinite(value) else None for name, value in features.items()
+        },
+    }
+
+
+def _logged(row: Mapping[str, Any]) -> LoggedDecision:
+    return LoggedDecision(
+        decision=Decision(
+            transaction_id=row[TRANSACTION_ID],
+            fraud_probability=row["fraud_probability"],
+            decision=Action(row["decision"]),
+            expected_cost=row["expected_cost"],
+            reasons=[Reason.model_validate(reason) for reason in row["reasons"]],
+            model=ModelRef(name=row["model_name"], version=row["model_version"]),
+            scored_at=row["scored_at"],
+            latency_ms=row["latency_ms"],
+        ),
+        card_id=row[CARD_ID],
+        terminal_id=row[TERMINAL_ID],
+        amount=row[AMOUNT],
+        timestamp=row[TIMESTAMP],
+        features=None
+        if row["features"] is None
+        else {
+            name: math.nan if value is None else value for name, value in row["features"].items()
+        },
+        is_fraud=row[LABEL],
+        labelled_at=row["labelled_at"],
+    )

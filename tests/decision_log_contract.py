@@ -1,0 +1,183 @@
+"""What every decision-log backend must do, written once and run against each of them.
+
+``tests/unit/test_decision_log.py`` runs it on SQLite and ``tests/integration/
+test_decision_log_postgres.py`` on a real PostgreSQL: each subclasses ``DecisionLogContract`` and
+provides the ``log`` fixture. The class name does not start with ``Test``, so it is not collected here.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from fraud_ray.decision_log import DecisionLog
+from fraud_ray.schema import Action, Decision, ModelRef, Reason, Transaction
+
+START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+ACTIONS = [Action.APPROVE, Action.REVIEW, Action.DECLINE]
+
+
+def transaction(i: int) -> Transaction:
+    return Transaction(
+        transaction_id=f"tx-{i:05d}",
+        timestamp=START + timedelta(seconds=i),
+        card_id=f"card-{i % 7}",
+        terminal_id=f"terminal-{i % 5}",
+        amount=10.0 + i,
+    )
+
+
+def decision(
+    i: int, action: Action | None = None, scored_at: datetime | None = None, version: str = "1"
+) -> Decision:
+    return Decision(
+        transaction_id=f"tx-{i:05d}",
+        fraud_probability=(i % 100) / 100,
+        decision=action or ACTIONS[i % 3],
+        expected_cost=0.5 + i,
+        reasons=[
+            Reason(feature="amount", description=f"amount {10.0 + i:.2f}", contribution=0.25),
+            Reason(feature="card_tx_count_1d", description="1 payment today", contribution=-0.1),
+        ],
+        model=ModelRef(name="fraud-ray", version=version),
+        scored_at=scored_at or START + timedelta(seconds=i, milliseconds=40),
+        latency_ms=2.5,
+    )
+
+
+def write(
+    log: DecisionLog,
+    ids: list[int],
+    action: Action | None = None,
+    scored_at: datetime | None = None,
+    version: str = "1",
+) -> int:
+    return log.write(
+        [decision(i, action, scored_at, version) for i in ids], [transaction(i) for i in ids]
+    )
+
+
+class DecisionLogContract:
+    def test_a_written_decision_reads_back_whole(self, log: DecisionLog) -> None:
+        features = {"amount": 17.0, "card_mean_amount_7d": math.nan}
+        assert log.write([decision(7)], [transaction(7)], [features]) == 1
+
+        logged = log.get("tx-00007")
+
+        assert logged is not None
+        assert logged.decision == decision(7)
+        assert logged.decision.scored_at.tzinfo == UTC
+        assert (logged.card_id, logged.terminal_id, logged.amount) == ("card-0", "terminal-2", 17.0)
+        assert logged.timestamp == transaction(7).timestamp
+        assert logged.timestamp.tzinfo == UTC
+        assert logged.features is not None
+        assert logged.features["amount"] == 17.0
+        assert math.isnan(logged.features["card_mean_amount_7d"])
+        assert (logged.is_fraud, logged.labelled_at) == (None, None)
+
+    def test_unknown_transaction_is_none(self, log: DecisionLog) -> None:
+        write(log, [1])
+        assert log.get("tx-99999") is None
+
+    def test_features_are_optional(self, log: DecisionLog) -> None:
+        write(log, [1])
+        logged = log.get("tx-00001")
+        assert logged is not None
+        assert logged.features is None
+
+    def test_times_in_other_zones_are_kept_as_the_same_instant_in_utc(
+        self, log: DecisionLog
+    ) -> None:
+        paris = timezone(timedelta(hours=2))
+        scored_at = datetime(2025, 6, 1, 14, 30, tzinfo=paris)
+        write(log, [1], scored_at=scored_at)
+        logged = log.get("tx-00001")
+        assert logged is not None
+        assert logged.decision.scored_at == datetime(2025, 6, 1, 12, 30, tzinfo=UTC)
+        assert logged.decision.scored_at.tzinfo == UTC
+
+    def test_writing_a_batch_again_changes_nothing(self, log: DecisionLog) -> None:
+        assert write(log, list(range(10))) == 10
+        # The replay carries a different verdict from another model: the first one stays.
+        assert write(log, list(range(10)), action=Action.DECLINE, version="2") == 0
+        assert log.count() == 10
+        first = log.get("tx-00000")
+        assert first is not None
+        assert (first.decision.decision, first.decision.model.version) == (Action.APPROVE, "1")
+
+    def test_a_batch_mixing_old_and_new_transactions_adds_the_new_ones(
+        self, log: DecisionLog
+    ) -> None:
+        write(log, [0, 1, 2])
+        assert write(log, [1, 2, 3, 4]) == 2
+        assert log.count() == 5
+
+    def test_a_transaction_twice_in_one_batch_is_logged_once(self, log: DecisionLog) -> None:
+        assert write(log, [1, 2, 1]) == 2
+        assert log.count() == 2
+
+    def test_an_empty_batch_writes_nothing(self, log: DecisionLog) -> None:
+        assert log.write([], []) == 0
+        assert log.count() == 0
+
+    def test_decisions_must_pair_with_their_transactions(self, log: DecisionLog) -> None:
+        with pytest.raises(ValueError, match="paired with transaction 'tx-00002'"):
+            log.write([decision(1)], [transaction(2)])
+        with pytest.raises(ValueError, match="2 decisions but 1 transactions"):
+            log.write([decision(1), decision(2)], [transaction(1)])
+        with pytest.raises(ValueError, match="1 decisions but 2 feature rows"):
+            log.write([decision(1)], [transaction(1)], [{}, {}])
+        assert log.count() == 0
+
+    def test_alerts_are_the_decisions_not_approved_newest_first(self, log: DecisionLog) -> None:
+        write(log, list(range(30)))
+
+        alerts = log.alerts(limit=100)
+
+        expected = [f"tx-{i:05d}" for i in reversed(range(30)) if ACTIONS[i % 3] != Action.APPROVE]
+        assert [alert.transaction_id for alert in alerts] == expected
+        assert {alert.decision.decision for alert in alerts} == {Action.REVIEW, Action.DECLINE}
+
+    def test_alert_pages_cover_every_alert_once_in_order(self, log: DecisionLog) -> None:
+        # Half of the alerts share one scored_at: the cursor must break ties, not skip them.
+        same_time = START + timedelta(hours=1)
+        write(log, list(range(20)), action=Action.REVIEW)
+        write(log, list(range(20, 40)), action=Action.DECLINE, scored_at=same_time)
+        everything = [alert.transaction_id for alert in log.alerts(limit=100)]
+
+        pages: list[list[str]] = []
+        cursor = None
+        while page := log.alerts(limit=7, before=cursor):
+            pages.append([alert.transaction_id for alert in page])
+            cursor = page[-1].cursor
+            if len(pages) == 1:
+                # An alert arriving between two pages is newer than any cursor: the later pages
+                # neither repeat nor skip an alert because of it.
+                write(log, [40], action=Action.DECLINE, scored_at=same_time + timedelta(hours=1))
+
+        assert [len(page) for page in pages] == [7, 7, 7, 7, 7, 5]
+        assert [transaction_id for page in pages for transaction_id in page] == everything
+        assert everything[:20] == [f"tx-{i:05d}" for i in reversed(range(20, 40))]
+
+    def test_labels_are_recorded_and_can_be_overturned(self, log: DecisionLog) -> None:
+        write(log, [1, 2, 3])
+        first_at = datetime(2025, 6, 9, tzinfo=UTC)
+
+        known = log.record_labels([("tx-00001", 1), ("tx-00002", 0), ("tx-99999", 1)], first_at)
+
+        assert known == 2
+        labelled = log.get("tx-00001")
+        assert labelled is not None
+        assert (labelled.is_fraud, labelled.labelled_at) == (1, first_at)
+        unlabelled = log.get("tx-00003")
+        assert unlabelled is not None
+        assert unlabelled.is_fraud is None
+
+        assert log.record_labels([("tx-00001", 0)]) == 1
+        overturned = log.get("tx-00001")
+        assert overturned is not None
+        assert overturned.is_fraud == 0
+        assert overturned.labelled_at is not None
+        assert overturned.labelled_at > first_at
