@@ -141,6 +141,39 @@ class DecisionsSettings(Section):
     url: str = "sqlite:///data/decisions.db"
 
 
+class ServingSettings(Section):
+    """The Serve graph: where it listens, how each step scales, and how the Scorer batches.
+
+    CPUs are fractions so the whole graph fits on a laptop; on a cluster raise the replica counts
+    (and ``autoscaling``) without touching code. A memory feature state lives in one process, so
+    more than one FeatureStep replica needs ``features.backend: redis``.
+    """
+
+    app_name: str = Field("default", description="the Serve application (serve run's default name)")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    model_alias: str = "champion"
+    ingress_replicas: PositiveInt = 1
+    ingress_cpus: float = Field(0.25, ge=0)
+    feature_replicas: PositiveInt = 1
+    feature_cpus: float = Field(0.25, ge=0)
+    scorer_replicas: PositiveInt = 1
+    scorer_cpus: float = Field(0.25, ge=0)
+    decision_replicas: PositiveInt = 1
+    decision_cpus: float = Field(0.1, ge=0)
+    autoscaling: bool = Field(False, description="autoscale the Scorer between 1 and max_replicas")
+    max_replicas: PositiveInt = 4
+    target_ongoing_requests: PositiveFloat = 8.0
+    max_ongoing_requests: PositiveInt = 64
+    batch_max_size: PositiveInt = 64
+    batch_wait_timeout_s: float = Field(0.002, ge=0)
+    max_batch_transactions: PositiveInt = 10_000
+    reasons: int = Field(3, ge=0, description="top feature contributions given with each decision")
+    reload_token: str = Field("change-me", min_length=8)
+    reload_poll_s: PositiveFloat = 0.5
+    reload_timeout_s: PositiveFloat = 60.0
+
+
 class RaySettings(Section):
     """Where Ray runs, and the Ray Data knobs measured to matter on small machines."""
 
@@ -172,7 +205,17 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     decisions: DecisionsSettings = Field(default_factory=DecisionsSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
+
+    @model_validator(mode="after")
+    def _shared_state_for_replicas(self) -> Settings:
+        if self.features.backend == "memory" and self.serving.feature_replicas > 1:
+            raise ValueError(
+                "serving.feature_replicas > 1 needs features.backend: redis "
+                "(a memory feature state is private to one replica)"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -59,3 +59,9 @@ def test_invalid_settings_name_the_key(
 def test_a_missing_settings_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="does not exist"):
         load_settings(tmp_path / "absent.yaml")
+
+
+def test_several_feature_replicas_need_a_shared_state() -> None:
+    with pytest.raises(SettingsError, match=r"features\.backend: redis"):
+        load_settings(serving={"feature_replicas": 2})
+    assert load_settings(serving={"feature_replicas": 2}, features={"backend": "redis"})

@@ -1,0 +1,99 @@
+"""The HTTP contract: request and response bodies of the serving API, and how errors read.
+
+Transactions and decisions are the domain schema itself (``fraud_ray.schema``); this module only
+wraps them in envelopes, so ``/docs`` documents exactly what the rest of fraud-ray uses.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
+
+from fraud_ray.schema import Decision, Transaction
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BatchRequest(Envelope):
+    transactions: list[Transaction] = Field(
+        min_length=1, description="at most serving.max_batch_transactions (default 10,000)"
+    )
+
+
+class BatchResponse(Envelope):
+    decisions: list[Decision] = Field(description="one per transaction, in the request's order")
+
+
+class Label(Envelope):
+    transaction_id: str = Field(min_length=1, max_length=128)
+    is_fraud: Literal[0, 1]
+
+
+class FeedbackRequest(Envelope):
+    labels: list[Label] = Field(min_length=1, max_length=100_000)
+
+
+class FeedbackResponse(Envelope):
+    received: int
+    matched: int = Field(description="labels of transactions the feature state still remembers")
+
+
+class ModelInfo(Envelope):
+    name: str
+    version: str
+    alias: str
+    trained_at: str | None
+    metrics: dict[str, float]
+    features: list[str]
+    costs: dict[str, float]
+    loaded_at: datetime
+
+
+class ReloadResponse(Envelope):
+    name: str
+    version: str
+    previous_version: str
+    replicas: int = Field(description="Scorer replicas now serving this version")
+
+
+class Problem(Envelope):
+    """Every 4xx body: one sentence for a person, and the fields at fault for a program."""
+
+    message: str
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+
+
+def field_name(location: tuple[int | str, ...] | list[int | str]) -> str:
+    """``body.transactions.3.amount`` reads better than pydantic's location tuple."""
+    return ".".join(str(part) for part in location) or "body"
+
+
+async def validation_problem(_: Request, error: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 with a readable message that names each field at fault first."""
+    errors = [
+        {"field": field_name(issue.get("loc", ())), "message": issue.get("msg", "invalid")}
+        for issue in error.errors()
+    ]
+    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return JSONResponse(
+        status_code=422,
+        content=Problem(message=f"invalid request: {summary}{more}", errors=errors).model_dump(),
+    )
+
+
+async def http_problem(_: Request, error: HTTPException) -> JSONResponse:
+    """Refusals raised by the handlers (401, 409, 413, ...) in the same shape as a 422."""
+    return JSONResponse(
+        status_code=error.status_code,
+        content=Problem(message=str(error.detail)).model_dump(),
+        headers=error.headers,
+    )

@@ -1,0 +1,423 @@
+"""The Ray Serve application: Ingress -> FeatureStep -> Scorer -> DecisionStep.
+
+Each step is a deployment so it scales on its own: feature state is memory- or Redis-bound, the
+model is CPU-bound and batches, the decision is arithmetic. The ingress chains the steps by passing
+each ``DeploymentResponse`` straight into the next call, so intermediate results travel replica to
+replica without coming back through the ingress.
+
+Model updates: the ``ModelRollout`` actor holds the version every Scorer replica should serve.
+``POST /api/v1/model/reload`` loads and probes the new version in the ingress first (a version that
+fails is refused and nothing changes), then sets it as the target; each Scorer replica polls the
+target, loads it beside the old model, probes it and swaps one reference, so requests in flight
+finish on the model they started with and none is dropped.
+
+FastAPI reads the handlers' annotations at run time inside Serve's ingress wrapper, so this module
+does not use ``from __future__ import annotations``: string annotations would turn request bodies
+into query parameters.
+"""
+
+import asyncio
+import hmac
+import itertools
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import ray
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from fraud_ray.costs import CostPolicy
+from fraud_ray.features.definitions import FeatureSpec
+from fraud_ray.features.online import OnlineFeatures
+from fraud_ray.features.state import Event, FeatureState, MemoryState, RedisState
+from fraud_ray.registry import Registry
+from fraud_ray.schema import Decision, ModelRef, Transaction
+from fraud_ray.serving.api import (
+    BatchRequest,
+    BatchResponse,
+    FeedbackRequest,
+    FeedbackResponse,
+    ModelInfo,
+    Problem,
+    ReloadResponse,
+    http_problem,
+    validation_problem,
+)
+from fraud_ray.serving.pipeline import (
+    Decided,
+    ModelRefused,
+    Scores,
+    ServingModel,
+    amounts_of,
+    decide,
+    events_from,
+    render,
+)
+from fraud_ray.settings import Settings
+
+logger = logging.getLogger("ray.serve")
+
+api = FastAPI(
+    title="fraud-ray",
+    summary="Real-time card-fraud decisions: approve, review or decline by least expected cost.",
+    version="1",
+    responses={422: {"model": Problem}},
+)
+api.add_exception_handler(RequestValidationError, validation_problem)  # type: ignore[arg-type]
+api.add_exception_handler(StarletteHTTPException, http_problem)  # type: ignore[arg-type]
+bearer = HTTPBearer(auto_error=False, description="serving.reload_token")
+
+
+@dataclass(frozen=True)
+class ModelAbout:
+    """What ``/api/v1/model/info`` says about a serving model: small enough to send anywhere."""
+
+    ref: ModelRef
+    alias: str
+    trained_at: str | None
+    metrics: dict[str, float]
+    loaded_at: datetime
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model: ServingModel
+    about: ModelAbout
+
+
+def load_model(settings: Settings, spec: FeatureSpec, reference: str) -> LoadedModel:
+    """Load a registered version and probe it; ``ModelRefused`` says why it cannot serve."""
+    registry = Registry(settings.mlflow)
+    try:
+        bundle, version = registry.load(reference)
+    except Exception as error:  # a missing alias, a broken artifact: refuse with the reason
+        raise ModelRefused(f"cannot load model {reference}: {error}") from error
+    ref = ModelRef(name=version.name, version=str(version.version))
+    model = ServingModel(bundle, ref, spec, settings.serving.reasons)
+    model.probe()
+    metrics = registry.client.get_run(version.run_id).data.metrics if version.run_id else {}
+    about = ModelAbout(
+        ref=ref,
+        alias=settings.serving.model_alias,
+        trained_at=bundle.metadata.get("trained_at"),
+        metrics={key: float(value) for key, value in metrics.items()},
+        loaded_at=datetime.now(UTC),
+    )
+    return LoadedModel(model, about)
+
+
+def serving_spec(settings: Settings) -> FeatureSpec:
+    """The feature definitions the graph computes: those of the model serving when it starts."""
+    alias = settings.serving.model_alias
+    try:
+        bundle, _ = Registry(settings.mlflow).load(f"@{alias}")
+    except Exception as error:  # no such model or alias yet: say what to run
+        raise ModelRefused(
+            f"no model {settings.mlflow.model_name}@{alias} in the registry at "
+            f"{settings.mlflow.tracking_uri} ({error}); train one first: fraud-ray train"
+        ) from None
+    return bundle.spec
+
+
+@ray.remote(num_cpus=0)
+class ModelRollout:
+    """Which version every Scorer replica should serve, and which one each replica serves."""
+
+    def __init__(self) -> None:
+        self.target: str | None = None
+        self.replicas: dict[str, tuple[str, str | None, float]] = {}
+
+    def set_target(self, version: str) -> None:
+        self.target = version
+
+    def heartbeat(self, replica: str, version: str, error: str | None) -> str | None:
+        self.replicas[replica] = (version, error, time.monotonic())
+        return self.target
+
+    def status(self, stale_after_s: float) -> dict[str, tuple[str, str | None]]:
+        now = time.monotonic()
+        return {
+            replica: (version, error)
+            for replica, (version, error, seen) in self.replicas.items()
+            if now - seen <= stale_after_s
+        }
+
+
+def rollout_actor(app_name: str) -> Any:
+    return ModelRollout.options(  # type: ignore[attr-defined]
+        name=f"rollout-{app_name}",
+        namespace="fraud-ray",
+        get_if_exists=True,
+        lifetime="detached",
+    ).remote()
+
+
+@serve.deployment
+class FeatureStep:
+    """Online features: each transaction joins its card's and terminal's history as it is scored."""
+
+    def __init__(self, settings: Settings, spec: FeatureSpec) -> None:
+        state: FeatureState
+        if settings.features.backend == "redis":
+            state = RedisState.from_url(spec, settings.redis.url, settings.redis.prefix)
+        else:
+            state = MemoryState(spec)
+        self.online = OnlineFeatures(spec, state)
+
+    def compute(self, events: list[Event]) -> np.ndarray:
+        return self.online.compute(events)
+
+    def record_labels(self, labels: list[tuple[str, int]]) -> int:
+        return self.online.record_labels(labels)
+
+
+@serve.deployment
+class Scorer:
+    """The registry's model, batching rows from concurrent requests into one booster call."""
+
+    async def __init__(self, settings: Settings, spec: FeatureSpec) -> None:
+        self.settings = settings
+        self.spec = spec
+        context = serve.get_replica_context()
+        self.replica = context.replica_id.unique_id
+        self.rollout = rollout_actor(context.app_name)
+        target = await self.rollout.heartbeat.remote(self.replica, "", None)
+        reference = target or f"@{settings.serving.model_alias}"
+        self.loaded = await asyncio.to_thread(load_model, settings, spec, reference)
+        self.error: str | None = None
+        self.score.set_max_batch_size(settings.serving.batch_max_size)
+        self.score.set_batch_wait_timeout_s(settings.serving.batch_wait_timeout_s)
+        self._follow = asyncio.get_running_loop().create_task(self._follow_rollout())
+
+    @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.002)
+    async def score(self, batches: list[np.ndarray]) -> list[Scores]:
+        model = self.loaded.model
+        sizes = [len(rows) for rows in batches]
+        scores = model.score(np.vstack(batches))
+        bounds = np.cumsum([0, *sizes])
+        return [
+            Scores(
+                scores.probabilities[a:b],
+                scores.reason_index[a:b],
+                scores.reason_value[a:b],
+                model.ref,
+            )
+            for a, b in itertools.pairwise(bounds)
+        ]
+
+    def info(self) -> ModelAbout:
+        return self.loaded.about
+
+    async def _follow_rollout(self) -> None:
+        """Poll the target version; load, probe and swap when it changes."""
+        while True:
+            version = self.loaded.model.ref.version
+            try:
+                target = await self.rollout.heartbeat.remote(self.replica, version, self.error)
+                if target is not None and target != version:
+                    self.loaded = await asyncio.to_thread(
+                        load_model, self.settings, self.spec, target
+                    )
+                    self.error = None
+                    logger.info("Scorer %s now serves version %s", self.replica, target)
+            except ModelRefused as refused:
+                self.error = str(refused)
+                logger.warning("Scorer %s keeps its model: %s", self.replica, refused)
+            except Exception as error:  # the actor restarting: retry next poll
+                logger.warning("Scorer %s could not reach the rollout: %s", self.replica, error)
+            await asyncio.sleep(self.settings.serving.reload_poll_s)
+
+
+@serve.deployment
+class DecisionStep:
+    """Least expected cost, with the costs of the settings (they change without retraining)."""
+
+    def __init__(self, policy: CostPolicy) -> None:
+        self.policy = policy
+
+    def decide(self, scores: Scores, amounts: np.ndarray) -> Decided:
+        return decide(self.policy, scores, amounts)
+
+
+def _authorised(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> None:
+    token = request.app.state.reload_token
+    if credentials is None:
+        raise HTTPException(401, "missing bearer token: send Authorization: Bearer <token>")
+    if not hmac.compare_digest(credentials.credentials.encode(), token.encode()):
+        raise HTTPException(401, "wrong bearer token")
+
+
+@serve.deployment
+@serve.ingress(api)
+class Ingress:
+    """HTTP in, decisions out; also the entry point the streaming pool calls through a handle."""
+
+    def __init__(
+        self,
+        features: DeploymentHandle,
+        scorer: DeploymentHandle,
+        decider: DeploymentHandle,
+        settings: Settings,
+        spec: FeatureSpec,
+    ) -> None:
+        self.features = features
+        self.scorer = scorer
+        self.decider = decider
+        self.settings = settings
+        self.spec = spec
+        self.rollout = rollout_actor(serve.get_replica_context().app_name)
+        api.state.reload_token = settings.serving.reload_token
+
+    async def decide(self, transactions: Sequence[Transaction]) -> list[Decision]:
+        """Decisions for transactions in their order: HTTP and Kafka both come through here."""
+        received_at = datetime.now(UTC)
+        rows = self.features.compute.remote(events_from(transactions))
+        scores = self.scorer.score.remote(rows)
+        decided: Decided = await self.decider.decide.remote(scores, amounts_of(transactions))
+        return render(transactions, decided, self.spec, received_at)
+
+    @api.get("/health")
+    async def health(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.post("/api/v1/predict/single", response_model=Decision)
+    async def predict_single(self, transaction: Transaction) -> Decision:
+        return (await self.decide([transaction]))[0]
+
+    @api.post(
+        "/api/v1/predict/batch",
+        response_model=BatchResponse,
+        responses={413: {"model": Problem}},
+    )
+    async def predict_batch(self, request: BatchRequest) -> BatchResponse:
+        limit = self.settings.serving.max_batch_transactions
+        if len(request.transactions) > limit:
+            raise HTTPException(
+                413,
+                f"transactions: a batch holds at most {limit} transactions "
+                f"(serving.max_batch_transactions), got {len(request.transactions)}",
+            )
+        return BatchResponse(decisions=await self.decide(request.transactions))
+
+    @api.get("/api/v1/model/info", response_model=ModelInfo)
+    async def model_info(self) -> ModelInfo:
+        about: ModelAbout = await self.scorer.info.remote()
+        return ModelInfo(
+            name=about.ref.name,
+            version=about.ref.version,
+            alias=about.alias,
+            trained_at=about.trained_at,
+            metrics=about.metrics,
+            features=self.spec.names,
+            costs=self.settings.costs.model_dump(),
+            loaded_at=about.loaded_at,
+        )
+
+    @api.post("/api/v1/feedback", response_model=FeedbackResponse)
+    async def feedback(self, request: FeedbackRequest) -> FeedbackResponse:
+        labels = [(label.transaction_id, label.is_fraud) for label in request.labels]
+        matched = await self.features.record_labels.remote(labels)
+        return FeedbackResponse(received=len(labels), matched=matched)
+
+    @api.post(
+        "/api/v1/model/reload",
+        response_model=ReloadResponse,
+        responses={401: {"model": Problem}, 409: {"model": Problem}, 504: {"model": Problem}},
+    )
+    async def reload(self, _: Annotated[None, Depends(_authorised)]) -> ReloadResponse:
+        """Load the alias's current version into every Scorer replica, or refuse it."""
+        serving = self.settings.serving
+        previous: ModelAbout = await self.scorer.info.remote()
+        try:
+            candidate = await asyncio.to_thread(
+                load_model, self.settings, self.spec, f"@{serving.model_alias}"
+            )
+        except ModelRefused as refused:
+            raise HTTPException(409, f"reload refused, still serving: {refused}") from None
+        version = candidate.model.ref.version
+        await self.rollout.set_target.remote(version)
+        deadline = time.monotonic() + serving.reload_timeout_s
+        stale_after = 4 * serving.reload_poll_s
+        while True:
+            replicas = await self.rollout.status.remote(stale_after)
+            errors = [error for v, error in replicas.values() if error and v != version]
+            if errors:
+                await self.rollout.set_target.remote(previous.ref.version)
+                raise HTTPException(409, f"reload refused by a Scorer replica: {errors[0]}")
+            if replicas and all(v == version for v, _ in replicas.values()):
+                break
+            if time.monotonic() > deadline:
+                raise HTTPException(504, f"Scorer replicas did not all load version {version}")
+            await asyncio.sleep(serving.reload_poll_s / 2)
+        return ReloadResponse(
+            name=candidate.model.ref.name,
+            version=version,
+            previous_version=previous.ref.version,
+            replicas=len(replicas),
+        )
+
+
+def build_graph(settings: Settings) -> serve.Application:
+    """Bind the four steps with the replicas, CPUs and batching the settings give.
+
+    Paths in the settings are made absolute here, in the process that builds the graph: replicas
+    run in other working directories, where ``sqlite:///mlflow.db`` would name another file.
+    """
+    settings = absolute_paths(settings)
+    serving = settings.serving
+    spec = serving_spec(settings)
+    scorer_scaling: dict[str, Any] = (
+        {
+            "autoscaling_config": {
+                "min_replicas": 1,
+                "max_replicas": serving.max_replicas,
+                "target_ongoing_requests": serving.target_ongoing_requests,
+            }
+        }
+        if serving.autoscaling
+        else {"num_replicas": serving.scorer_replicas}
+    )
+    common = {"max_ongoing_requests": serving.max_ongoing_requests}
+    features = FeatureStep.options(
+        num_replicas=serving.feature_replicas,
+        ray_actor_options={"num_cpus": serving.feature_cpus},
+        **common,
+    ).bind(settings, spec)
+    scorer = Scorer.options(
+        ray_actor_options={"num_cpus": serving.scorer_cpus}, **scorer_scaling, **common
+    ).bind(settings, spec)
+    decider = DecisionStep.options(
+        num_replicas=serving.decision_replicas,
+        ray_actor_options={"num_cpus": serving.decision_cpus},
+        **common,
+    ).bind(CostPolicy.from_settings(settings.costs))
+    return Ingress.options(
+        num_replicas=serving.ingress_replicas,
+        ray_actor_options={"num_cpus": serving.ingress_cpus},
+        **common,
+    ).bind(features, scorer, decider, settings, spec)
+
+
+def absolute_paths(settings: Settings) -> Settings:
+    mlflow = settings.mlflow
+    updates: dict[str, Any] = {}
+    if mlflow.tracking_uri.startswith("sqlite:///") and not mlflow.tracking_uri.startswith(
+        "sqlite:////"
+    ):
+        database = Path(mlflow.tracking_uri.removeprefix("sqlite:///")).resolve()
+        updates["tracking_uri"] = f"sqlite:///{database}"
+    if "://" not in mlflow.artifact_location:
+        updates["artifact_location"] = str(Path(mlflow.artifact_location).resolve())
+    return settings.model_copy(update={"mlflow": mlflow.model_copy(update=updates)})

@@ -1,0 +1,312 @@
+"""The Serve graph over real HTTP: decisions, model info, feedback, reloads and bad input.
+
+One application serves the whole module (starting Serve and four deployments costs seconds); each
+test uses transaction, card and terminal ids of its own so the shared feature state does not mix
+them up.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import numpy as np
+import pytest
+import xgboost as xgb
+from ray import serve
+
+from fraud_ray.features.definitions import FeatureSpec
+from fraud_ray.model import FraudModel
+from fraud_ray.registry import Registry
+from fraud_ray.serving.graph import build_graph
+from fraud_ray.settings import Settings
+
+from ..conftest import ensure_ray, free_port
+
+TOKEN = "test-reload-token"
+MAX_BATCH = 200
+
+
+@pytest.fixture(scope="module")
+def served(training_run: tuple, champion: FraudModel) -> Iterator[tuple[str, Settings]]:
+    settings, _ = training_run
+    settings = settings.model_copy(
+        update={
+            "serving": settings.serving.model_copy(
+                update={"reload_token": TOKEN, "max_batch_transactions": MAX_BATCH}
+            )
+        }
+    )
+    ensure_ray()
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(build_graph(settings), name=settings.serving.app_name, route_prefix="/")
+    yield f"http://127.0.0.1:{port}", settings
+    serve.shutdown()
+
+
+@pytest.fixture
+def client(served: tuple[str, Settings]) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=served[0], timeout=60) as http:
+        yield http
+
+
+def transaction(tx: str, when: datetime, amount: float = 25.0, **fields: object) -> dict:
+    body = {
+        "transaction_id": tx,
+        "timestamp": when.isoformat(),
+        "card_id": f"card-{tx}",
+        "terminal_id": f"terminal-{tx}",
+        "amount": amount,
+    }
+    return body | fields
+
+
+NOW = datetime(2025, 6, 2, 14, tzinfo=UTC)
+
+
+def test_health(client: httpx.Client) -> None:
+    assert client.get("/health").json() == {"status": "ok"}
+
+
+def test_one_transaction_gets_one_decision(client: httpx.Client) -> None:
+    answer = client.post("/api/v1/predict/single", json=transaction("single-1", NOW))
+    assert answer.status_code == 200, answer.text
+    decision = answer.json()
+    assert decision["transaction_id"] == "single-1"
+    assert 0 <= decision["fraud_probability"] <= 1
+    assert decision["decision"] in {"approve", "review", "decline"}
+    assert decision["expected_cost"] >= 0
+    assert decision["model"]["name"] == "fraud-test"
+    assert decision["latency_ms"] >= 0
+
+
+def test_a_batch_answers_in_its_own_order(client: httpx.Client) -> None:
+    batch = [
+        transaction(f"batch-{i}", NOW + timedelta(seconds=i), amount=5.0 + 40 * i)
+        for i in range(50)
+    ]
+    answer = client.post("/api/v1/predict/batch", json={"transactions": batch})
+    assert answer.status_code == 200, answer.text
+    decisions = answer.json()["decisions"]
+    assert [d["transaction_id"] for d in decisions] == [t["transaction_id"] for t in batch]
+    assert all(d["model"] == decisions[0]["model"] for d in decisions)
+
+
+def test_reasons_name_features_in_words(client: httpx.Client) -> None:
+    body = transaction("reasons-1", NOW, amount=2500.0)
+    decision = client.post("/api/v1/predict/single", json=body).json()
+    names = set(FeatureSpec().names)
+    assert decision["reasons"], "a 2,500 purchase on a new card must have a reason"
+    for reason in decision["reasons"]:
+        assert reason["feature"] in names
+        assert reason["contribution"] > 0
+        assert reason["description"] and reason["description"] != reason["feature"]
+
+
+def test_model_info_describes_the_champion(
+    client: httpx.Client, served: tuple[str, Settings]
+) -> None:
+    info = client.get("/api/v1/model/info").json()
+    assert info["name"] == "fraud-test"
+    assert info["alias"] == "champion"
+    assert info["features"] == FeatureSpec().names
+    assert info["costs"] == served[1].costs.model_dump()
+    assert info["metrics"] and all(isinstance(v, float) for v in info["metrics"].values())
+    assert info["trained_at"]
+
+
+def test_feedback_raises_the_risk_of_a_terminal_after_the_label_delay(
+    client: httpx.Client,
+) -> None:
+    """Two terminals with the same traffic; only one's payments are reported as fraud."""
+    start = datetime(2030, 1, 7, 10, tzinfo=UTC)
+    history = []
+    for terminal in ("fb-risky", "fb-clean"):
+        history += [
+            transaction(
+                f"{terminal}-{i}",
+                start + timedelta(minutes=10 * i),
+                amount=30.0,
+                card_id=f"{terminal}-card-{i}",
+                terminal_id=terminal,
+            )
+            for i in range(12)
+        ]
+    assert client.post("/api/v1/predict/batch", json={"transactions": history}).status_code == 200
+    labels = [
+        {"transaction_id": t["transaction_id"], "is_fraud": int(t["terminal_id"] == "fb-risky")}
+        for t in history
+    ]
+    answer = client.post("/api/v1/feedback", json={"labels": labels}).json()
+    assert answer == {"received": 24, "matched": 24}
+
+    later = start + timedelta(days=9)
+    probe = [
+        transaction(f"fb-after-{terminal}", later, amount=30.0, card_id=f"fb-new-{terminal}")
+        | {"terminal_id": terminal}
+        for terminal in ("fb-risky", "fb-clean")
+    ]
+    risky, clean = client.post("/api/v1/predict/batch", json={"transactions": probe}).json()[
+        "decisions"
+    ]
+    assert risky["fraud_probability"] > clean["fraud_probability"]
+
+
+def test_unknown_cards_and_terminals_score_cold(client: httpx.Client) -> None:
+    body = transaction("cold-1", NOW, card_id="never-seen", terminal_id="never-seen-either")
+    assert client.post("/api/v1/predict/single", json=body).status_code == 200
+    body = transaction("cold-2", NOW)
+    del body["card_id"], body["terminal_id"]
+    assert client.post("/api/v1/predict/single", json=body).status_code == 200
+
+
+GOOD = transaction("bad-input", NOW)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({k: v for k, v in GOOD.items() if k != "amount"}, "amount"),
+        (GOOD | {"amount": "twelve"}, "amount"),
+        (GOOD | {"amount": -5}, "amount"),
+        (GOOD | {"amount": 0}, "amount"),
+        (GOOD | {"timestamp": "yesterday at noon"}, "timestamp"),
+        (GOOD | {"timestamp": 10**20}, "timestamp"),
+        (GOOD | {"shoe_size": 44}, "shoe_size"),
+        (GOOD | {"transaction_id": ""}, "transaction_id"),
+        (GOOD | {"card_id": "x" * 500}, "card_id"),
+        (GOOD | {"attributes": {"risk": "high"}}, "attributes"),
+    ],
+)
+def test_bad_transactions_get_a_422_naming_the_field(
+    client: httpx.Client, body: dict, field: str
+) -> None:
+    answer = client.post("/api/v1/predict/single", json=body)
+    assert answer.status_code == 422
+    assert field in answer.json()["message"]
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_amounts_are_refused(client: httpx.Client, number: str) -> None:
+    raw = (
+        '{"transaction_id": "nan-1", "timestamp": "2025-06-02T14:00:00Z", '
+        f'"card_id": "c", "terminal_id": "t", "amount": {number}}}'
+    )
+    answer = client.post(
+        "/api/v1/predict/single", content=raw, headers={"content-type": "application/json"}
+    )
+    assert answer.status_code == 422
+    assert "amount" in answer.json()["message"]
+
+
+def test_a_body_that_is_not_json_is_refused(client: httpx.Client) -> None:
+    answer = client.post(
+        "/api/v1/predict/single", content=b"amount=12", headers={"content-type": "application/json"}
+    )
+    assert answer.status_code == 422
+    assert "JSON" in answer.json()["message"]
+
+
+def test_empty_and_oversized_batches_are_refused(client: httpx.Client) -> None:
+    empty = client.post("/api/v1/predict/batch", json={"transactions": []})
+    assert empty.status_code == 422
+    assert "transactions" in empty.json()["message"]
+    many = [transaction(f"big-{i}", NOW) for i in range(MAX_BATCH + 1)]
+    oversized = client.post("/api/v1/predict/batch", json={"transactions": many})
+    assert oversized.status_code == 413
+    assert "max_batch_transactions" in oversized.json()["message"]
+
+
+def test_reload_needs_the_token(client: httpx.Client) -> None:
+    assert client.post("/api/v1/model/reload").status_code == 401
+    wrong = client.post("/api/v1/model/reload", headers={"Authorization": "Bearer nope-nope"})
+    assert wrong.status_code == 401
+
+
+def register_copy(settings: Settings, model: FraudModel) -> str:
+    registered = Registry(settings.mlflow).register(
+        model, params={}, metrics={"note": 1.0}, tags={"purpose": "reload test"}, artifacts=[]
+    )
+    return registered.version
+
+
+def test_reload_under_load_drops_nothing(
+    client: httpx.Client, served: tuple[str, Settings], champion: FraudModel
+) -> None:
+    settings = served[1]
+    before = client.get("/api/v1/model/info").json()["version"]
+    new_version = register_copy(settings, champion)
+    statuses: list[int] = []
+    versions: list[str] = []
+    stop = threading.Event()
+
+    def traffic() -> None:
+        with httpx.Client(base_url=served[0], timeout=60) as http:
+            i = 0
+            while not stop.is_set() and i < 2000:
+                answer = http.post(
+                    "/api/v1/predict/single", json=transaction(f"load-{i}", NOW, amount=20.0 + i)
+                )
+                statuses.append(answer.status_code)
+                if answer.status_code == 200:
+                    versions.append(answer.json()["model"]["version"])
+                i += 1
+
+    sender = threading.Thread(target=traffic)
+    sender.start()
+    try:
+        time.sleep(1.0)
+        reload = client.post("/api/v1/model/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        sender.join(timeout=120)
+    assert reload.status_code == 200, reload.text
+    assert reload.json()["version"] == new_version
+    assert reload.json()["previous_version"] == before
+    assert statuses and set(statuses) == {200}
+    assert versions[0] == before and versions[-1] == new_version
+    assert client.get("/api/v1/model/info").json()["version"] == new_version
+
+
+def test_a_broken_version_is_refused_and_the_old_one_keeps_serving(
+    client: httpx.Client, served: tuple[str, Settings], champion: FraudModel
+) -> None:
+    settings = served[1]
+    serving_version = client.get("/api/v1/model/info").json()["version"]
+    rng = np.random.default_rng(0)
+    wrong_width = xgb.train(
+        {"objective": "binary:logistic", "verbosity": 0},
+        xgb.DMatrix(rng.normal(size=(40, 3)), label=rng.integers(0, 2, 40)),
+        num_boost_round=2,
+    )
+    broken = FraudModel(
+        wrong_width, "xgboost", champion.calibrator, champion.spec, champion.policy, {}
+    )
+    register_copy(settings, broken)
+    try:
+        answer = client.post("/api/v1/model/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert answer.status_code == 409
+        assert "probe" in answer.json()["message"]
+        assert client.get("/api/v1/model/info").json()["version"] == serving_version
+        decision = client.post("/api/v1/predict/single", json=transaction("after-refusal", NOW))
+        assert decision.json()["model"]["version"] == serving_version
+    finally:
+        Registry(settings.mlflow).set_alias("champion", serving_version)
+
+
+def test_openapi_documents_every_endpoint(client: httpx.Client) -> None:
+    paths = set(client.get("/openapi.json").json()["paths"])
+    assert {
+        "/health",
+        "/api/v1/predict/single",
+        "/api/v1/predict/batch",
+        "/api/v1/model/info",
+        "/api/v1/feedback",
+        "/api/v1/model/reload",
+    } <= paths
+    assert client.get("/docs").status_code == 200
