@@ -153,6 +153,10 @@ class ServingSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     model_alias: str = "champion"
+    fuse_steps: bool = Field(
+        False,
+        description="run the feature and decision steps inside the ingress: one hop instead of three",
+    )
     ingress_replicas: PositiveInt = 1
     ingress_cpus: float = Field(0.25, ge=0)
     feature_replicas: PositiveInt = 1
@@ -210,9 +214,18 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _shared_state_for_replicas(self) -> Settings:
-        if self.features.backend == "memory" and self.serving.feature_replicas > 1:
+        serving = self.serving
+        feature_replicas = (
+            serving.ingress_replicas if serving.fuse_steps else serving.feature_replicas
+        )
+        if self.features.backend == "memory" and feature_replicas > 1:
+            step = (
+                "serving.ingress_replicas (fused steps)"
+                if serving.fuse_steps
+                else "serving.feature_replicas"
+            )
             raise ValueError(
-                "serving.feature_replicas > 1 needs features.backend: redis "
+                f"{step} > 1 needs features.backend: redis "
                 "(a memory feature state is private to one replica)"
             )
         return self

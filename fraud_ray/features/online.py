@@ -8,8 +8,8 @@ the offline path gives it, and a repeat is not counted twice.
 from __future__ import annotations
 
 import bisect
-import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,7 @@ from fraud_ray.features.definitions import (
     MICROS_PER_DAY,
     MICROS_PER_SECOND,
     Entity,
+    FeatureDefinition,
     FeatureSpec,
     Kind,
     hour_of_day,
@@ -31,24 +32,38 @@ NAN = float("nan")
 
 
 class OnlineFeatures:
-    """Feature vectors for live transactions, kept current by the transactions and labels it sees."""
+    """Feature vectors for live transactions, kept current by the transactions and labels it sees.
+
+    The definitions are compiled once into column plans (which column each window's count, mean
+    and ratio go to), so a transaction costs a few binary searches per window rather than a walk
+    over every definition: on the serving path this loop is the cost of a feature vector.
+    """
 
     def __init__(self, spec: FeatureSpec, state: FeatureState) -> None:
         self.spec = spec
         self.state = state
+        self._plan = _Plan.of(spec)
 
     def compute(self, events: Sequence[Event]) -> np.ndarray:
         """One row of features (``spec.names`` order) per event; the events join the history."""
         histories = self.state.histories(events)
-        rows = np.empty((len(events), len(self.spec.definitions)))
+        plan = self._plan
+        rows = np.full((len(events), len(self.spec.definitions)), NAN)
+        if not events:
+            return rows
+        self._transaction_columns(events, rows)
         for i, event in enumerate(events):
+            row = rows[i]
             card = histories.cards.get(event.card_id) if event.card_id is not None else None
             terminal = (
                 histories.terminals.get(event.terminal_id)
                 if event.terminal_id is not None
                 else None
             )
-            rows[i] = self._row(event, card, terminal)
+            if plan.has_card:
+                _card_values(plan, card, event, row)
+            if plan.has_terminal:
+                _terminal_values(plan, terminal, event, self.spec.label_delay_us, row)
             inserted = card.insert(event) if card is not None else False
             inserted = (terminal.insert(event) if terminal is not None else False) or inserted
             if inserted:
@@ -63,65 +78,119 @@ class OnlineFeatures:
         """Labels (chargebacks, analyst verdicts) feed terminal fraud rates once past the delay."""
         return self.state.record_labels(labels)
 
-    def _row(
-        self, event: Event, card: CardHistory | None, terminal: TerminalHistory | None
-    ) -> list[float]:
-        spec = self.spec
-        t = event.ts_us
-        hour = hour_of_day(t)
-        row: list[float] = []
-        for definition in spec.definitions:
-            window = (definition.window_days or 0) * MICROS_PER_DAY
-            match definition.entity, definition.kind:
-                case Entity.TRANSACTION, Kind.AMOUNT:
-                    row.append(event.amount)
-                case Entity.TRANSACTION, Kind.LOG_AMOUNT:
-                    row.append(math.log1p(event.amount))
-                case Entity.TRANSACTION, Kind.HOUR:
-                    row.append(float(hour))
-                case Entity.TRANSACTION, Kind.WEEKEND:
-                    row.append(float(is_weekend(t)))
-                case Entity.TRANSACTION, Kind.NIGHT:
-                    row.append(float(spec.is_night(hour)))
-                case Entity.TRANSACTION, Kind.ATTRIBUTE:
-                    row.append(event.attributes.get(definition.name, NAN))
-                case Entity.CARD, _:
-                    row.append(_card_value(definition.kind, card, event, window))
-                case Entity.TERMINAL, Kind.COUNT:
-                    keys = terminal.keys if terminal else []
-                    end = bisect.bisect_left(keys, event.key)
-                    row.append(float(end - bisect.bisect_left(keys, (t - window,))))
-                case Entity.TERMINAL, Kind.FRAUD_RATE:
-                    row.append(_fraud_rate(terminal, t - spec.label_delay_us, window))
+    def _transaction_columns(self, events: Sequence[Event], rows: np.ndarray) -> None:
+        """The per-transaction features, vectorised over the batch."""
+        ts = np.fromiter((e.ts_us for e in events), dtype=np.int64, count=len(events))
+        amounts = np.fromiter((e.amount for e in events), dtype=np.float64, count=len(events))
+        hours = hour_of_day(ts)
+        for column, definition in self._plan.transaction:
+            match definition.kind:
+                case Kind.AMOUNT:
+                    rows[:, column] = amounts
+                case Kind.LOG_AMOUNT:
+                    rows[:, column] = np.log1p(amounts)
+                case Kind.HOUR:
+                    rows[:, column] = hours
+                case Kind.WEEKEND:
+                    rows[:, column] = is_weekend(ts)
+                case Kind.NIGHT:
+                    rows[:, column] = self.spec.is_night(hours)
+                case Kind.ATTRIBUTE:
+                    rows[:, column] = [e.attributes.get(definition.name, NAN) for e in events]
                 case _:
                     raise ValueError(f"no online execution for {definition}")
-        return row
 
 
-def _card_value(kind: Kind, card: CardHistory | None, event: Event, window: int) -> float:
+@dataclass(frozen=True)
+class _Window:
+    """The columns one window fills, -1 for a feature the spec leaves out."""
+
+    micros: int
+    count: int = -1
+    mean: int = -1
+    ratio: int = -1
+    fraud_rate: int = -1
+
+
+@dataclass(frozen=True)
+class _Plan:
+    transaction: tuple[tuple[int, FeatureDefinition], ...]
+    card_windows: tuple[_Window, ...]
+    terminal_windows: tuple[_Window, ...]
+    seconds_since_previous: int
+    has_card: bool
+    has_terminal: bool
+
+    @classmethod
+    def of(cls, spec: FeatureSpec) -> _Plan:
+        transaction = []
+        card: dict[int, dict[str, int]] = {}
+        terminal: dict[int, dict[str, int]] = {}
+        since = -1
+        for column, definition in enumerate(spec.definitions):
+            window = (definition.window_days or 0) * MICROS_PER_DAY
+            match definition.entity, definition.kind:
+                case Entity.TRANSACTION, _:
+                    transaction.append((column, definition))
+                case Entity.CARD, Kind.SECONDS_SINCE_PREVIOUS:
+                    since = column
+                case Entity.CARD, Kind.COUNT:
+                    card.setdefault(window, {})["count"] = column
+                case Entity.CARD, Kind.MEAN_AMOUNT:
+                    card.setdefault(window, {})["mean"] = column
+                case Entity.CARD, Kind.AMOUNT_TO_MEAN:
+                    card.setdefault(window, {})["ratio"] = column
+                case Entity.TERMINAL, Kind.COUNT:
+                    terminal.setdefault(window, {})["count"] = column
+                case Entity.TERMINAL, Kind.FRAUD_RATE:
+                    terminal.setdefault(window, {})["fraud_rate"] = column
+                case _:
+                    raise ValueError(f"no online execution for {definition}")
+        return cls(
+            transaction=tuple(transaction),
+            card_windows=tuple(_Window(w, **columns) for w, columns in card.items()),
+            terminal_windows=tuple(_Window(w, **columns) for w, columns in terminal.items()),
+            seconds_since_previous=since,
+            has_card=bool(card) or since >= 0,
+            has_terminal=bool(terminal),
+        )
+
+
+def _card_values(plan: _Plan, card: CardHistory | None, event: Event, row: np.ndarray) -> None:
     keys = card.keys if card else []
     end = bisect.bisect_left(keys, event.key)
-    if kind == Kind.SECONDS_SINCE_PREVIOUS:
-        return (event.ts_us - keys[end - 1][0]) / MICROS_PER_SECOND if end else NAN
-    start = bisect.bisect_left(keys, (event.ts_us - window,))
-    count = end - start
-    if kind == Kind.COUNT:
-        return float(count)
-    if count == 0 or card is None:
-        return NAN
-    mean = sum(card.amounts[start:end]) / count
-    return mean if kind == Kind.MEAN_AMOUNT else event.amount / mean
+    if plan.seconds_since_previous >= 0 and end:
+        row[plan.seconds_since_previous] = (event.ts_us - keys[end - 1][0]) / MICROS_PER_SECOND
+    for window in plan.card_windows:
+        start = bisect.bisect_left(keys, (event.ts_us - window.micros,))
+        count = end - start
+        if window.count >= 0:
+            row[window.count] = count
+        if count == 0 or card is None:
+            continue
+        mean = sum(card.amounts[start:end]) / count
+        if window.mean >= 0:
+            row[window.mean] = mean
+        if window.ratio >= 0:
+            row[window.ratio] = event.amount / mean
 
 
-def _fraud_rate(terminal: TerminalHistory | None, end_us: int, window: int) -> float:
-    if terminal is None:
-        return NAN
-    start = bisect.bisect_left(terminal.keys, (end_us - window,))
-    end = bisect.bisect_left(terminal.keys, (end_us,))
-    if end == start:
-        return NAN
-    frauds = sum(1 for _, tx in terminal.keys[start:end] if tx in terminal.frauds)
-    return frauds / (end - start)
+def _terminal_values(
+    plan: _Plan, terminal: TerminalHistory | None, event: Event, delay_us: int, row: np.ndarray
+) -> None:
+    keys = terminal.keys if terminal else []
+    end = bisect.bisect_left(keys, event.key)
+    rate_end = bisect.bisect_left(keys, (event.ts_us - delay_us,))
+    for window in plan.terminal_windows:
+        if window.count >= 0:
+            row[window.count] = end - bisect.bisect_left(keys, (event.ts_us - window.micros,))
+        if window.fraud_rate < 0 or terminal is None:
+            continue
+        start = bisect.bisect_left(keys, (event.ts_us - delay_us - window.micros,))
+        if rate_end > start:
+            frauds = terminal.frauds
+            hits = sum(1 for _, tx in keys[start:rate_end] if tx in frauds) if frauds else 0
+            row[window.fraud_rate] = hits / (rate_end - start)
 
 
 def replay(frame: pd.DataFrame, online: OnlineFeatures, max_batch: int = 512) -> np.ndarray:

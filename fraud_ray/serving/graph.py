@@ -19,6 +19,7 @@ into query parameters.
 import asyncio
 import hmac
 import itertools
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import ray
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ray import serve
@@ -162,22 +163,30 @@ def rollout_actor(app_name: str) -> Any:
     ).remote()
 
 
+def online_features(settings: Settings, spec: FeatureSpec) -> OnlineFeatures:
+    state: FeatureState
+    if settings.features.backend == "redis":
+        state = RedisState.from_url(spec, settings.redis.url, settings.redis.prefix)
+    else:
+        state = MemoryState(spec)
+    return OnlineFeatures(spec, state)
+
+
 @serve.deployment
 class FeatureStep:
-    """Online features: each transaction joins its card's and terminal's history as it is scored."""
+    """Online features: each transaction joins its card's and terminal's history as it is scored.
+
+    The methods are coroutines with no await inside, so one replica runs them one at a time on
+    its event loop: two batches never interleave their updates of the same card's history.
+    """
 
     def __init__(self, settings: Settings, spec: FeatureSpec) -> None:
-        state: FeatureState
-        if settings.features.backend == "redis":
-            state = RedisState.from_url(spec, settings.redis.url, settings.redis.prefix)
-        else:
-            state = MemoryState(spec)
-        self.online = OnlineFeatures(spec, state)
+        self.online = online_features(settings, spec)
 
-    def compute(self, events: list[Event]) -> np.ndarray:
+    async def compute(self, events: list[Event]) -> np.ndarray:
         return self.online.compute(events)
 
-    def record_labels(self, labels: list[tuple[str, int]]) -> int:
+    async def record_labels(self, labels: list[tuple[str, int]]) -> int:
         return self.online.record_labels(labels)
 
 
@@ -266,9 +275,9 @@ class Ingress:
 
     def __init__(
         self,
-        features: DeploymentHandle,
+        features: DeploymentHandle | None,
         scorer: DeploymentHandle,
-        decider: DeploymentHandle,
+        decider: DeploymentHandle | None,
         settings: Settings,
         spec: FeatureSpec,
     ) -> None:
@@ -277,15 +286,29 @@ class Ingress:
         self.decider = decider
         self.settings = settings
         self.spec = spec
+        self.online = online_features(settings, spec) if features is None else None
+        self.policy = CostPolicy.from_settings(settings.costs)
         self.rollout = rollout_actor(serve.get_replica_context().app_name)
         api.state.reload_token = settings.serving.reload_token
 
-    async def decide(self, transactions: Sequence[Transaction]) -> list[Decision]:
-        """Decisions for transactions in their order: HTTP and Kafka both come through here."""
+    async def decide(self, transactions: Sequence[Transaction]) -> list[dict[str, Any]]:
+        """Decisions, as ``Decision``-shaped dicts in the transactions' order.
+
+        HTTP and the Kafka pool both come through here. With ``serving.fuse_steps`` the feature
+        and decision steps run in this replica and only the model is a hop away; otherwise each
+        step's response is handed straight to the next step's call.
+        """
         received_at = datetime.now(UTC)
-        rows = self.features.compute.remote(events_from(transactions))
-        scores = self.scorer.score.remote(rows)
-        decided: Decided = await self.decider.decide.remote(scores, amounts_of(transactions))
+        events = events_from(transactions)
+        amounts = amounts_of(transactions)
+        decided: Decided
+        if self.online is not None:
+            scores = await self.scorer.score.remote(self.online.compute(events))
+            decided = decide(self.policy, scores, amounts)
+        else:
+            assert self.features is not None and self.decider is not None
+            rows = self.features.compute.remote(events)
+            decided = await self.decider.decide.remote(self.scorer.score.remote(rows), amounts)
         return render(transactions, decided, self.spec, received_at)
 
     @api.get("/health")
@@ -293,15 +316,15 @@ class Ingress:
         return {"status": "ok"}
 
     @api.post("/api/v1/predict/single", response_model=Decision)
-    async def predict_single(self, transaction: Transaction) -> Decision:
-        return (await self.decide([transaction]))[0]
+    async def predict_single(self, transaction: Transaction) -> Response:
+        return json_response((await self.decide([transaction]))[0])
 
     @api.post(
         "/api/v1/predict/batch",
         response_model=BatchResponse,
         responses={413: {"model": Problem}},
     )
-    async def predict_batch(self, request: BatchRequest) -> BatchResponse:
+    async def predict_batch(self, request: BatchRequest) -> Response:
         limit = self.settings.serving.max_batch_transactions
         if len(request.transactions) > limit:
             raise HTTPException(
@@ -309,7 +332,7 @@ class Ingress:
                 f"transactions: a batch holds at most {limit} transactions "
                 f"(serving.max_batch_transactions), got {len(request.transactions)}",
             )
-        return BatchResponse(decisions=await self.decide(request.transactions))
+        return json_response({"decisions": await self.decide(request.transactions)})
 
     @api.get("/api/v1/model/info", response_model=ModelInfo)
     async def model_info(self) -> ModelInfo:
@@ -328,7 +351,11 @@ class Ingress:
     @api.post("/api/v1/feedback", response_model=FeedbackResponse)
     async def feedback(self, request: FeedbackRequest) -> FeedbackResponse:
         labels = [(label.transaction_id, label.is_fraud) for label in request.labels]
-        matched = await self.features.record_labels.remote(labels)
+        if self.online is not None:
+            matched = self.online.record_labels(labels)
+        else:
+            assert self.features is not None
+            matched = await self.features.record_labels.remote(labels)
         return FeedbackResponse(received=len(labels), matched=matched)
 
     @api.post(
@@ -369,8 +396,17 @@ class Ingress:
         )
 
 
+def json_response(content: object) -> Response:
+    """Decisions are built valid, so they skip FastAPI's re-validation of the response model
+    (milliseconds per thousand decisions); the model still documents the response in /docs."""
+    return Response(json.dumps(content, separators=(",", ":")), media_type="application/json")
+
+
 def build_graph(settings: Settings) -> serve.Application:
-    """Bind the four steps with the replicas, CPUs and batching the settings give.
+    """Bind the steps with the replicas, CPUs and batching the settings give.
+
+    Four deployments, or with ``serving.fuse_steps`` two: the ingress running the feature and
+    decision steps in process, and the Scorer.
 
     Paths in the settings are made absolute here, in the process that builds the graph: replicas
     run in other working directories, where ``sqlite:///mlflow.db`` would name another file.
@@ -390,24 +426,27 @@ def build_graph(settings: Settings) -> serve.Application:
         else {"num_replicas": serving.scorer_replicas}
     )
     common = {"max_ongoing_requests": serving.max_ongoing_requests}
+    scorer = Scorer.options(
+        ray_actor_options={"num_cpus": serving.scorer_cpus}, **scorer_scaling, **common
+    ).bind(settings, spec)
+    ingress = Ingress.options(
+        num_replicas=serving.ingress_replicas,
+        ray_actor_options={"num_cpus": serving.ingress_cpus},
+        **common,
+    )
+    if serving.fuse_steps:
+        return ingress.bind(None, scorer, None, settings, spec)
     features = FeatureStep.options(
         num_replicas=serving.feature_replicas,
         ray_actor_options={"num_cpus": serving.feature_cpus},
         **common,
-    ).bind(settings, spec)
-    scorer = Scorer.options(
-        ray_actor_options={"num_cpus": serving.scorer_cpus}, **scorer_scaling, **common
     ).bind(settings, spec)
     decider = DecisionStep.options(
         num_replicas=serving.decision_replicas,
         ray_actor_options={"num_cpus": serving.decision_cpus},
         **common,
     ).bind(CostPolicy.from_settings(settings.costs))
-    return Ingress.options(
-        num_replicas=serving.ingress_replicas,
-        ray_actor_options={"num_cpus": serving.ingress_cpus},
-        **common,
-    ).bind(features, scorer, decider, settings, spec)
+    return ingress.bind(features, scorer, decider, settings, spec)
 
 
 def absolute_paths(settings: Settings) -> Settings:

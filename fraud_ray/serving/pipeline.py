@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import xgboost as xgb
@@ -20,7 +21,7 @@ from fraud_ray.features.definitions import FeatureSpec
 from fraud_ray.features.online import OnlineFeatures
 from fraud_ray.features.state import Event, MemoryState, epoch_micros
 from fraud_ray.model import FraudModel
-from fraud_ray.schema import Action, Decision, ModelRef, Reason, Transaction
+from fraud_ray.schema import ModelRef, Transaction
 
 PROBE_START = datetime(2025, 1, 6, 12, tzinfo=UTC)
 
@@ -137,36 +138,49 @@ def render(
     decided: Decided,
     spec: FeatureSpec,
     received_at: datetime,
-) -> list[Decision]:
-    """The Decision objects the API returns, with reasons named for an analyst."""
+) -> list[dict[str, Any]]:
+    """Decisions as JSON-ready dicts of the ``Decision`` schema, reasons named for an analyst.
+
+    The values are already valid (they come from the model and the policy), and this loop runs
+    once per transaction on the serving path: plain dicts cost a microsecond where a pydantic
+    object costs ten, and they pickle and serialise faster too. ``Decision.model_validate``
+    turns one into the typed object where a caller wants it.
+    """
     definitions = spec.definitions
     now = datetime.now(UTC)
     latency_ms = max((now - received_at).total_seconds() * 1000, 0.0)
+    scored_at = now.isoformat().replace("+00:00", "Z")
     scores = decided.scores
-    decisions = []
-    for i, transaction in enumerate(transactions):
-        reasons = [
-            Reason(
-                feature=definitions[j].name,
-                description=definitions[j].description,
-                contribution=float(value),
-            )
-            for j, value in zip(scores.reason_index[i], scores.reason_value[i], strict=True)
-            if j >= 0
-        ]
-        decisions.append(
-            Decision.model_construct(
-                transaction_id=transaction.transaction_id,
-                fraud_probability=float(scores.probabilities[i]),
-                decision=Action(decided.actions[i]),
-                expected_cost=float(decided.expected_costs[i]),
-                reasons=reasons,
-                model=scores.model,
-                scored_at=now,
-                latency_ms=latency_ms,
-            )
+    model = scores.model.model_dump()
+    return [
+        {
+            "transaction_id": transaction.transaction_id,
+            "fraud_probability": probability,
+            "decision": action,
+            "expected_cost": cost,
+            "reasons": [
+                {
+                    "feature": definitions[j].name,
+                    "description": definitions[j].description,
+                    "contribution": value,
+                }
+                for j, value in zip(indices, values, strict=True)
+                if j >= 0
+            ],
+            "model": model,
+            "scored_at": scored_at,
+            "latency_ms": latency_ms,
+        }
+        for transaction, probability, action, cost, indices, values in zip(
+            transactions,
+            scores.probabilities.tolist(),
+            decided.actions.tolist(),
+            decided.expected_costs.tolist(),
+            scores.reason_index.tolist(),
+            scores.reason_value.tolist(),
+            strict=True,
         )
-    return decisions
+    ]
 
 
 class DecisionPipeline:
@@ -177,7 +191,7 @@ class DecisionPipeline:
         self.model = model
         self.policy = policy
 
-    def decide(self, transactions: Sequence[Transaction]) -> list[Decision]:
+    def decide(self, transactions: Sequence[Transaction]) -> list[dict[str, Any]]:
         received_at = datetime.now(UTC)
         rows = self.features.compute(events_from(transactions))
         decided = decide(self.policy, self.model.score(rows), amounts_of(transactions))

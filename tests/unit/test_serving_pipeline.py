@@ -13,7 +13,7 @@ from fraud_ray.features.definitions import FeatureSpec
 from fraud_ray.features.online import OnlineFeatures
 from fraud_ray.features.state import MemoryState
 from fraud_ray.model import FraudModel
-from fraud_ray.schema import Action, ModelRef, Transaction
+from fraud_ray.schema import Action, Decision, ModelRef, Transaction
 from fraud_ray.serving.pipeline import (
     DecisionPipeline,
     ModelRefused,
@@ -53,7 +53,7 @@ def transactions(amounts: list[float]) -> list[Transaction]:
 def test_decisions_come_back_in_order_with_the_cheapest_action() -> None:
     steps = pipeline()
     batch = transactions([12.0, 3000.0, 40.0])
-    decisions = steps.decide(batch)
+    decisions = [Decision.model_validate(record) for record in steps.decide(batch)]
     assert [d.transaction_id for d in decisions] == ["t0", "t1", "t2"]
     probabilities = np.array([d.fraud_probability for d in decisions])
     assert np.all((probabilities >= 0) & (probabilities <= 1))
@@ -61,11 +61,12 @@ def test_decisions_come_back_in_order_with_the_cheapest_action() -> None:
     assert [d.decision.value for d in decisions] == list(actions)
     np.testing.assert_allclose([d.expected_cost for d in decisions], costs)
     assert all(d.model == REF and d.latency_ms >= 0 for d in decisions)
+    assert all(d.scored_at.tzinfo is not None for d in decisions)
 
 
 def test_reasons_are_the_largest_positive_contributions_in_words() -> None:
-    decisions = pipeline().decide(transactions([5000.0]))
-    reasons = decisions[0].reasons
+    record = pipeline().decide(transactions([5000.0]))[0]
+    reasons = Decision.model_validate(record).reasons
     assert reasons, "a large amount must give at least one reason"
     assert all(r.contribution > 0 for r in reasons)
     assert [r.contribution for r in reasons] == sorted(
@@ -77,7 +78,9 @@ def test_reasons_are_the_largest_positive_contributions_in_words() -> None:
 
 
 def test_a_large_amount_is_not_approved_where_a_small_one_is() -> None:
-    small, large = pipeline().decide(transactions([0.5, 5000.0]))
+    small, large = (
+        Decision.model_validate(record) for record in pipeline().decide(transactions([0.5, 5000.0]))
+    )
     assert small.decision == Action.APPROVE
     assert large.fraud_probability > small.fraud_probability
     assert large.decision != Action.APPROVE
@@ -119,4 +122,4 @@ def test_no_reasons_when_none_are_asked_for() -> None:
         ServingModel(model, REF, SPEC, reasons=0),
         CostPolicy(3.0, 10.0),
     )
-    assert steps.decide(transactions([5000.0]))[0].reasons == []
+    assert steps.decide(transactions([5000.0]))[0]["reasons"] == []
