@@ -13,7 +13,8 @@ finish on the model they started with and none is dropped.
 
 FastAPI reads the handlers' annotations at run time inside Serve's ingress wrapper, so this module
 does not use ``from __future__ import annotations``: string annotations would turn request bodies
-into query parameters.
+into query parameters. ``@serve.deployment`` pickles a class when the module is imported, so
+whatever a deployment's methods call must be defined above it.
 """
 
 import asyncio
@@ -268,6 +269,12 @@ def _authorised(
         raise HTTPException(401, "wrong bearer token")
 
 
+def json_response(content: object) -> Response:
+    """Decisions are built valid, so they skip FastAPI's re-validation of the response model
+    (milliseconds per thousand decisions); the model still documents the response in /docs."""
+    return Response(json.dumps(content, separators=(",", ":")), media_type="application/json")
+
+
 @serve.deployment
 @serve.ingress(api)
 class Ingress:
@@ -394,12 +401,6 @@ class Ingress:
             previous_version=previous.ref.version,
             replicas=len(replicas),
         )
-
-
-def json_response(content: object) -> Response:
-    """Decisions are built valid, so they skip FastAPI's re-validation of the response model
-    (milliseconds per thousand decisions); the model still documents the response in /docs."""
-    return Response(json.dumps(content, separators=(",", ":")), media_type="application/json")
 
 
 def build_graph(settings: Settings) -> serve.Application:

@@ -24,6 +24,7 @@ from fraud_ray.model import FraudModel
 from fraud_ray.schema import ModelRef, Transaction
 
 PROBE_START = datetime(2025, 1, 6, 12, tzinfo=UTC)
+NO_HISTORY = ": none yet, no history to compare with"
 
 
 class ModelRefused(ValueError):
@@ -37,6 +38,7 @@ class Scores:
     probabilities: np.ndarray
     reason_index: np.ndarray
     reason_value: np.ndarray
+    reason_unknown: np.ndarray
     model: ModelRef
 
 
@@ -77,7 +79,8 @@ class ServingModel:
     def score(self, rows: np.ndarray) -> Scores:
         probabilities = self.model.probabilities(rows)
         index, value = self._top_contributions(rows)
-        return Scores(probabilities, index, value, self.ref)
+        unknown = np.isnan(np.take_along_axis(rows, np.maximum(index, 0), axis=1))
+        return Scores(probabilities, index, value, unknown, self.ref)
 
     def probe(self) -> None:
         """Score a few synthetic cold-start transactions; refuse a model that cannot."""
@@ -99,7 +102,9 @@ class ServingModel:
 
         The booster's own additive explanation (XGBoost ``pred_contribs``, LightGBM
         ``pred_contrib``) is exact for this model; a feature that pushed the score down is not a
-        reason for suspicion, so non-positive contributions come back as index -1.
+        reason for suspicion, so non-positive contributions come back as index -1. A feature
+        without a value (a card's first payment has no average yet) can still be a reason: the
+        trees learnt what a missing history means.
         """
         top = min(self.reasons, len(self.model.features))
         if top == 0:
@@ -161,23 +166,24 @@ def render(
             "reasons": [
                 {
                     "feature": definitions[j].name,
-                    "description": definitions[j].description,
+                    "description": definitions[j].description + (NO_HISTORY if unknown else ""),
                     "contribution": value,
                 }
-                for j, value in zip(indices, values, strict=True)
+                for j, value, unknown in zip(indices, values, unknowns, strict=True)
                 if j >= 0
             ],
             "model": model,
             "scored_at": scored_at,
             "latency_ms": latency_ms,
         }
-        for transaction, probability, action, cost, indices, values in zip(
+        for transaction, probability, action, cost, indices, values, unknowns in zip(
             transactions,
             scores.probabilities.tolist(),
             decided.actions.tolist(),
             decided.expected_costs.tolist(),
             scores.reason_index.tolist(),
             scores.reason_value.tolist(),
+            scores.reason_unknown.tolist(),
             strict=True,
         )
     ]

@@ -15,10 +15,14 @@ from fraud_ray.features.state import MemoryState
 from fraud_ray.model import FraudModel
 from fraud_ray.schema import Action, Decision, ModelRef, Transaction
 from fraud_ray.serving.pipeline import (
+    NO_HISTORY,
     DecisionPipeline,
     ModelRefused,
     ServingModel,
+    decide,
+    events_from,
     probe_rows,
+    render,
 )
 
 from .test_model import make_model
@@ -73,8 +77,21 @@ def test_reasons_are_the_largest_positive_contributions_in_words() -> None:
         (r.contribution for r in reasons), reverse=True
     )
     described = {d.name: d.description for d in SPEC.definitions}
-    assert all(r.description == described[r.feature] for r in reasons)
+    assert all(r.description.startswith(described[r.feature]) for r in reasons)
     assert reasons[0].feature == "amount"  # the toy model's fraud rises with the amount alone
+    assert reasons[0].description == described["amount"]
+
+
+def test_a_reason_without_a_value_says_there_is_no_history_yet() -> None:
+    steps = pipeline()
+    rows = steps.features.compute(events_from(transactions([5000.0])))
+    scores = steps.model.score(rows)
+    for j, unknown in zip(scores.reason_index[0], scores.reason_unknown[0], strict=True):
+        assert bool(unknown) == bool(j >= 0 and np.isnan(rows[0, j]))
+    decided = decide(steps.policy, scores, np.array([5000.0]))
+    record = render(transactions([5000.0]), decided, SPEC, START)[0]
+    for reason, unknown in zip(record["reasons"], scores.reason_unknown[0], strict=False):
+        assert reason["description"].endswith(NO_HISTORY) == bool(unknown)
 
 
 def test_a_large_amount_is_not_approved_where_a_small_one_is() -> None:

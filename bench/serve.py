@@ -1,0 +1,237 @@
+"""The Serve graph against the same three steps in one plain FastAPI process, side by side.
+
+Both serve the registry's champion on this machine in the same run. For each Serve configuration
+(Ray is restarted between them, because Serve reads its flags when its processes start) and for the
+plain process: sequential single-transaction latency p50 / p99, single-transaction throughput with
+16 concurrent clients, and transactions/s through the batch endpoint in batches of 1,000. The load
+generator (aiohttp) runs on the same two cores as the servers, as a client on this machine would.
+
+Goal (issue 4): p50 <= 3x the plain process, throughput >= 1/3 of it, batch >= 50,000 tx/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+from report import write_section
+
+HERE = Path(__file__).parent
+START = datetime(2025, 6, 2, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Figures:
+    label: str
+    health_p50_ms: float
+    p50_ms: float
+    p99_ms: float
+    requests_per_s: float
+    batch_tx_per_s: float
+
+
+def transaction(i: int) -> dict:
+    return {
+        "transaction_id": f"bench-{i}-{time.monotonic_ns()}",
+        "timestamp": (START + timedelta(seconds=i)).isoformat(),
+        "card_id": f"card-{i % 2000}",
+        "terminal_id": f"terminal-{i % 5000}",
+        "amount": 5.0 + (i * 37) % 300,
+    }
+
+
+async def measure(label: str, url: str, sequential: int, concurrent_s: float) -> Figures:
+    bodies = [
+        json.dumps({"transactions": [transaction(1_000_000 + b * 1000 + i) for i in range(1000)]})
+        for b in range(20)
+    ]
+    async with aiohttp.ClientSession(base_url=url) as http:
+        for i in range(50):  # warm-up: connections, caches, first batches
+            await http.post("/api/v1/predict/single", json=transaction(i))
+
+        async def timed_single(i: int) -> float:
+            started = time.perf_counter()
+            async with http.post("/api/v1/predict/single", json=transaction(i)) as answer:
+                await answer.read()
+                if answer.status != 200:
+                    raise RuntimeError(f"{label}: HTTP {answer.status} {await answer.text()}")
+            return time.perf_counter() - started
+
+        health = []
+        for _ in range(200):
+            started = time.perf_counter()
+            async with http.get("/health") as answer:
+                await answer.read()
+            health.append(time.perf_counter() - started)
+        latencies = sorted([await timed_single(i) for i in range(sequential)])
+
+        done = 0
+        deadline = time.perf_counter() + concurrent_s
+
+        async def client(offset: int) -> None:
+            nonlocal done
+            i = offset
+            while time.perf_counter() < deadline:
+                await timed_single(i)
+                done += 1
+                i += 16
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client(100_000 + k) for k in range(16)))
+        throughput = done / (time.perf_counter() - started)
+
+    batches = []
+    async with aiohttp.ClientSession(base_url=url) as http:
+        for body in bodies:
+            started = time.perf_counter()
+            async with http.post(
+                "/api/v1/predict/batch", data=body, headers={"content-type": "application/json"}
+            ) as answer:
+                await answer.read()
+                if answer.status != 200:
+                    raise RuntimeError(f"{label}: batch HTTP {answer.status}")
+            batches.append(time.perf_counter() - started)
+    return Figures(
+        label=label,
+        health_p50_ms=statistics.median(health) * 1000,
+        p50_ms=latencies[len(latencies) // 2] * 1000,
+        p99_ms=latencies[int(len(latencies) * 0.99)] * 1000,
+        requests_per_s=throughput,
+        batch_tx_per_s=1000 / statistics.median(batches),
+    )
+
+
+def wait_for(url: str, timeout_s: float = 300) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"nothing answered at {url} within {timeout_s} s")
+
+
+def plain(port: int, options: argparse.Namespace) -> Figures:
+    server = subprocess.Popen([sys.executable, str(HERE / "plain_app.py"), "--port", str(port)])
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(url)
+        return asyncio.run(
+            measure("plain FastAPI, one process", url, options.sequential, options.seconds)
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def graph(label: str, port: int, env: dict[str, str], options: argparse.Namespace) -> Figures:
+    """One Serve configuration, in a child process so Ray starts afresh with its flags."""
+    child = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--serve-child",
+            json.dumps([label, port, env]),
+            "--sequential",
+            str(options.sequential),
+            "--seconds",
+            str(options.seconds),
+        ],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    for line in child.stdout.splitlines():
+        if line.startswith("FIGURES "):
+            return Figures(**json.loads(line.removeprefix("FIGURES ")))
+    raise RuntimeError(f"{label} failed:\n{child.stdout[-3000:]}\n{child.stderr[-3000:]}")
+
+
+def serve_child(spec: str, options: argparse.Namespace) -> None:
+    import ray
+    from ray import serve
+
+    from fraud_ray.serving.graph import build_graph
+    from fraud_ray.settings import load_settings
+
+    label, port, _ = json.loads(spec)
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(build_graph(load_settings()), route_prefix="/")
+    url = f"http://127.0.0.1:{port}"
+    wait_for(url)
+    figures = asyncio.run(measure(label, url, options.sequential, options.seconds))
+    print("FIGURES " + json.dumps(figures.__dict__), flush=True)
+    serve.shutdown()
+    ray.shutdown()
+
+
+CONFIGURATIONS = [
+    ("Serve, 4 deployments, default settings", {"FRAUD_RAY_SERVING_FUSE_STEPS": "false"}),
+    (
+        "Serve, 4 deployments, throughput-optimised",
+        {"FRAUD_RAY_SERVING_FUSE_STEPS": "false", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
+    ),
+    (
+        "Serve, fused steps (2 deployments), throughput-optimised",
+        {"FRAUD_RAY_SERVING_FUSE_STEPS": "true", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
+    ),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sequential", type=int, default=500)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--serve-child", help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.serve_child:
+        serve_child(options.serve_child, options)
+        return
+    baseline = plain(8100, options)
+    print(baseline, flush=True)
+    results = [baseline]
+    for label, env in CONFIGURATIONS:
+        results.append(graph(label, 8000, env, options))
+        print(results[-1], flush=True)
+    lines = [
+        "## Serving: the Serve graph against one plain FastAPI process",
+        "",
+        f"Same champion model, same feature, decision and rendering code, same machine, one run "
+        f"({os.cpu_count()} cores shared by servers and load generator). Sequential single "
+        f"requests: {options.sequential}; throughput: 16 concurrent clients for {options.seconds:.0f} s; "
+        "batch: 20 requests of 1,000 transactions.",
+        "",
+        "| server | /health p50 (ms) | single p50 (ms) | single p99 (ms) | p50 vs plain | "
+        "req/s (16 clients) | req/s vs plain | batch tx/s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for f in results:
+        lines.append(
+            f"| {f.label} | {f.health_p50_ms:.1f} | {f.p50_ms:.1f} | {f.p99_ms:.1f} | "
+            f"{f.p50_ms / baseline.p50_ms:.1f}x | {f.requests_per_s:.0f} | "
+            f"{f.requests_per_s / baseline.requests_per_s:.2f} | {f.batch_tx_per_s:,.0f} |"
+        )
+    lines += ["", "Goals: p50 <= 3x plain, req/s >= 0.33 of plain, batch >= 50,000 tx/s."]
+    body = "\n".join(lines)
+    print(body)
+    write_section("serve", body)
+
+
+if __name__ == "__main__":
+    main()
