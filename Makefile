@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 
-.PHONY: install lock run test lint format services bench clean
+.PHONY: install lock run serve test lint format services bench clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +22,21 @@ install: $(VENV)/.installed
 lock: | $(BIN)/uv
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o requirements.lock
 
+# Serve's own flags, measured in bench/serve.py: replicas answer HTTP themselves (no proxy hop),
+# handles use gRPC, and request logs are buffered.
+SERVE_ENV := RAY_AUTH_MODE=disabled RAY_SERVE_THROUGHPUT_OPTIMIZED=1
+EXAMPLE := {"transaction_id": "tx-1", "timestamp": "2025-09-30T12:00:00Z", "card_id": "card-7", "terminal_id": "terminal-42", "amount": 129.99}
+
 run: install
 	$(BIN)/fraud-ray simulate
 	$(BIN)/fraud-ray features
+	$(BIN)/fraud-ray champion --train-if-missing
+	$(MAKE) --no-print-directory serve
+
+serve: install
+	@echo "Serving on http://127.0.0.1:8000 (API docs: http://127.0.0.1:8000/docs). From another terminal:"
+	@echo "  curl -s -X POST http://127.0.0.1:8000/api/v1/predict/single -H 'content-type: application/json' -d '$(EXAMPLE)'"
+	$(SERVE_ENV) $(BIN)/serve run serve_app:graph
 
 # Services the tests start themselves (Redis, PostgreSQL, Kafka) need their programs and jars
 # installed; as root we install them.
@@ -45,6 +57,7 @@ format: install
 bench: install services
 	$(BIN)/python bench/data_pipeline.py
 	$(BIN)/python bench/train_compare.py
+	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/decision_log.py
 

@@ -198,6 +198,46 @@ def train(
 
 
 @app.command()
+def champion(
+    train_if_missing: Annotated[
+        bool,
+        typer.Option(help="Train a quick model (one trial) when the registry has no champion."),
+    ] = False,
+    data: DataOption = None,
+    trials: Annotated[int, typer.Option(min=1, help="Trials of that quick training.")] = 1,
+) -> None:
+    """Show the model serving would load; on a fresh machine, train one first."""
+    from fraud_ray.registry import Registry
+    from fraud_ray.training import TrainingError
+    from fraud_ray.training import train as run_training
+
+    base = settings()
+    alias = base.serving.model_alias
+    registry = Registry(base.mlflow)
+    try:
+        version = registry.resolve(f"@{alias}")
+    except Exception as error:  # MLflow raises its own types for a missing model or alias
+        if not train_if_missing:
+            fail(
+                f"no {base.mlflow.model_name}@{alias} in {base.mlflow.tracking_uri} ({error}); "
+                "run `fraud-ray train` or `fraud-ray champion --train-if-missing`"
+            )
+        source = data or base.data.raw_dir
+        if not source.exists() or not any(source.iterdir()):
+            fail(f"no transactions in {source}: run `fraud-ray simulate` first")
+        console.print(f"no {alias} yet: training a quick model on {source} ({trials} trial)")
+        try:
+            result = run_training(base, source, load_mapping(base.data.mapping), trials=trials)
+        except (DataValidationError, TrainingError, ValueError) as failure:
+            fail(str(failure))
+        version = registry.resolve(f"@{alias}")
+        console.print(f"trained in {result.seconds:.0f} s")
+    console.print(
+        f"[bold]models:/{version.name}/{version.version}[/bold] is {alias} (run {version.run_id})"
+    )
+
+
+@app.command()
 def score(
     model: Annotated[
         str, typer.Option(help="models:/name@alias, models:/name/version, or @alias.")

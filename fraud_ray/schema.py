@@ -29,7 +29,10 @@ LABEL = "is_fraud"
 FRAUD_SCENARIO = "fraud_scenario"
 OPTIONAL_TEXT_FIELDS = ("merchant_category", "channel", "country")
 
-PositiveAmount = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+# Above a billion an amount is a data error, not a payment; refusing it also keeps every feature
+# (amount ratios, log amounts) inside the float32 range the boosters compute in.
+MAX_AMOUNT = 1e9
+PositiveAmount = Annotated[float, Field(gt=0, le=MAX_AMOUNT, allow_inf_nan=False)]
 
 
 class Transaction(BaseModel):

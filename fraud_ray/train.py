@@ -27,11 +27,12 @@ from typing import Any, Literal
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import ray
 import ray.data
 import ray.train
 import xgboost as xgb
-from ray.train import CheckpointConfig, DataConfig, RunConfig, ScalingConfig
+from ray.train import CheckpointConfig, RunConfig, ScalingConfig
 from ray.train.lightgbm import LightGBMTrainer, get_network_params
 from ray.train.xgboost import XGBoostTrainer
 from sklearn.metrics import average_precision_score, roc_auc_score
@@ -176,10 +177,15 @@ def train_model(
     """Train one model on Ray Train and bring it back with its validation metrics.
 
     ``scale_pos_weight`` is what ``resample_dataset`` returns for class weights. The datasets are
-    cut to the features and the label and materialised before the workers start: the workers hold
-    their CPUs for the whole run, and on a small cluster a pipeline still to be executed would
-    wait for CPUs they never free. ``storage_path`` is where Ray Train keeps the run; on a
-    multi-node cluster it must be storage every node reaches.
+    cut to the features and the label, materialised and split into one shard per worker before the
+    workers start, and each worker gets its shard's Arrow blocks as object references. Measured on
+    1M rows, reading a shard through Ray Train's dataset iterator took ~8 s (a split coordinator
+    actor and a streaming executor per worker) against well under a second for ``ray.get`` of the
+    same blocks; and the workers hold their CPUs for the whole run, so a pipeline still to be
+    executed could wait for CPUs they never free. Shards are equal in size (at most one row per
+    extra worker is left out) so no worker waits for a bigger one at each round.
+    ``storage_path`` is where Ray Train keeps the run; on a multi-node cluster it must be storage
+    every node reaches.
     """
     if not features:
         raise ValueError("training needs at least one feature")
@@ -193,6 +199,11 @@ def train_model(
         "early_stopping_rounds": settings.early_stopping_rounds,
     }
     columns = [*features, LABEL]
+    train = train.select_columns(columns).materialize()
+    config["train_shards"] = [
+        shard.to_arrow_refs() for shard in train.split(settings.num_workers, equal=True)
+    ]
+    config["validation"] = validation.select_columns(columns).materialize().to_arrow_refs()
     trainer_class = XGBoostTrainer if family == "xgboost" else LightGBMTrainer
     trainer = trainer_class(
         _train_per_worker,
@@ -204,11 +215,6 @@ def train_model(
         run_config=RunConfig(
             storage_path=storage_path, checkpoint_config=CheckpointConfig(num_to_keep=1)
         ),
-        datasets={
-            "train": train.select_columns(columns).materialize(),
-            "validation": validation.select_columns(columns).materialize(),
-        },
-        dataset_config=DataConfig(datasets_to_split=["train"]),
     )
     result = trainer.fit()
     if result.checkpoint is None:
@@ -238,10 +244,9 @@ def _train_per_worker(config: dict[str, Any]) -> None:
     """One Ray Train worker: fit on this shard with the others, then report once."""
     started = time.perf_counter()
     features: list[str] = config["features"]
-    train = _shard("train", features)
-    validation = _shard("validation", features)
-    context = ray.train.get_context()
-    rank = context.get_world_rank()
+    rank = ray.train.get_context().get_world_rank()
+    train = _arrays(config["train_shards"][rank], features)
+    validation = _arrays(config["validation"], features)
     fit = _fit_xgboost if config["family"] == "xgboost" else _fit_lightgbm
     booster, best_iteration, rounds, world_size = fit(train, validation, features, config)
     run = WorkerRun(
@@ -266,9 +271,18 @@ def _train_per_worker(config: dict[str, Any]) -> None:
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
 
 
-def _shard(name: str, features: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    frame = ray.train.get_dataset_shard(name).materialize().to_pandas()
-    return frame[features].to_numpy(dtype="float64"), frame[LABEL].to_numpy(dtype="float64")
+def _arrays(blocks: list[ray.ObjectRef], features: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels as float arrays, straight from the Arrow blocks in the object store."""
+    table = pa.concat_tables(ray.get(blocks))
+    matrix = np.empty((table.num_rows, len(features)), dtype=np.float64)
+    for j, name in enumerate(features):
+        matrix[:, j] = _floats(table.column(name))
+    return matrix, _floats(table.column(LABEL))
+
+
+def _floats(column: pa.ChunkedArray) -> np.ndarray:
+    """Nulls become NaN, the missing value both libraries understand."""
+    return column.cast(pa.float64()).to_numpy(zero_copy_only=False)
 
 
 def _fit_xgboost(

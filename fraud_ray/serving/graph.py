@@ -215,15 +215,7 @@ class Scorer:
         sizes = [len(rows) for rows in batches]
         scores = model.score(np.vstack(batches))
         bounds = np.cumsum([0, *sizes])
-        return [
-            Scores(
-                scores.probabilities[a:b],
-                scores.reason_index[a:b],
-                scores.reason_value[a:b],
-                model.ref,
-            )
-            for a, b in itertools.pairwise(bounds)
-        ]
+        return [scores.rows(a, b) for a, b in itertools.pairwise(bounds)]
 
     def info(self) -> ModelAbout:
         return self.loaded.about

@@ -41,6 +41,16 @@ class Scores:
     reason_unknown: np.ndarray
     model: ModelRef
 
+    def rows(self, start: int, end: int) -> Scores:
+        """The scores of rows ``start:end``: one request's share of a batched model call."""
+        return Scores(
+            self.probabilities[start:end],
+            self.reason_index[start:end],
+            self.reason_value[start:end],
+            self.reason_unknown[start:end],
+            self.model,
+        )
+
 
 @dataclass(frozen=True)
 class Decided:

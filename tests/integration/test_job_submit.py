@@ -1,4 +1,4 @@
-"""`ray job submit -- python tune.py` against a cluster of its own, started with `ray start`."""
+"""`ray job submit -- python tune.py --model-name NAME --challenger` against its own `ray start`."""
 
 from __future__ import annotations
 
@@ -50,7 +50,6 @@ def test_tune_py_runs_as_a_job_and_registers_a_model(tmp_path: Path) -> None:
             "RAY_AUTH_MODE": "disabled",
             "FRAUD_RAY_MLFLOW_TRACKING_URI": tracking,
             "FRAUD_RAY_MLFLOW_ARTIFACT_LOCATION": str(tmp_path / "artifacts"),
-            "FRAUD_RAY_MLFLOW_MODEL_NAME": "submitted",
             "FRAUD_RAY_DATA_RAW_DIR": str(raw),
             "FRAUD_RAY_TRAINING_FAMILIES": '["xgboost"]',
             "FRAUD_RAY_TRAINING_NUM_BOOST_ROUND": "40",
@@ -74,6 +73,9 @@ def test_tune_py_runs_as_a_job_and_registers_a_model(tmp_path: Path) -> None:
         str(raw),
         "--trials",
         "1",
+        "--model-name",
+        "submitted",
+        "--challenger",
     ]
     try:
         for _ in range(30):
@@ -88,5 +90,7 @@ def test_tune_py_runs_as_a_job_and_registers_a_model(tmp_path: Path) -> None:
     assert "succeeded" in job.stdout
     summary = json.loads(next(line for line in job.stdout.splitlines() if line.startswith("{")))
     assert summary["model_uri"] == "models:/submitted/1"
+    assert summary["alias"] == "challenger"
     client = mlflow.MlflowClient(tracking_uri=tracking)
-    assert client.get_model_version_by_alias("submitted", "champion").version in (1, "1")
+    assert client.get_model_version_by_alias("submitted", "challenger").version in (1, "1")
+    assert "champion" not in client.get_registered_model("submitted").aliases

@@ -15,8 +15,12 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import numpy as np
 import pytest
+import schemathesis
 import xgboost as xgb
+from hypothesis import HealthCheck, given
+from hypothesis import settings as examples
 from ray import serve
+from schemathesis import GenerationMode
 
 from fraud_ray.features.definitions import FeatureSpec
 from fraud_ray.model import FraudModel
@@ -310,3 +314,28 @@ def test_openapi_documents_every_endpoint(client: httpx.Client) -> None:
         "/api/v1/model/reload",
     } <= paths
     assert client.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_fuzzing_the_openapi_schema_finds_no_server_error(
+    served: tuple[str, Settings], mode: GenerationMode
+) -> None:
+    """Schemathesis writes requests from /openapi.json: valid ones, then ones that break it."""
+    url = served[0]
+    schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
+
+    @given(case=schema.as_strategy(generation_mode=mode))
+    @examples(
+        max_examples=120,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    def no_server_error(case: schemathesis.Case) -> None:
+        answer = case.call(base_url=url, timeout=60)
+        assert answer.status_code < 500, (
+            f"{case.method} {case.path} -> {answer.status_code}: {answer.text[:300]}"
+        )
+
+    no_server_error()

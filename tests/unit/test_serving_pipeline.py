@@ -7,13 +7,14 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 import xgboost as xgb
+from pydantic import ValidationError
 
 from fraud_ray.costs import CostPolicy
 from fraud_ray.features.definitions import FeatureSpec
 from fraud_ray.features.online import OnlineFeatures
 from fraud_ray.features.state import MemoryState
 from fraud_ray.model import FraudModel
-from fraud_ray.schema import Action, Decision, ModelRef, Transaction
+from fraud_ray.schema import MAX_AMOUNT, Action, Decision, ModelRef, Transaction
 from fraud_ray.serving.pipeline import (
     NO_HISTORY,
     DecisionPipeline,
@@ -140,3 +141,14 @@ def test_no_reasons_when_none_are_asked_for() -> None:
         CostPolicy(3.0, 10.0),
     )
     assert steps.decide(transactions([5000.0]))[0]["reasons"] == []
+
+
+@pytest.mark.parametrize("amount", [0.0, -1.0, float("nan"), float("inf"), 3.4e38])
+def test_amounts_that_no_payment_has_are_refused(amount: float) -> None:
+    with pytest.raises(ValidationError, match="amount"):
+        transactions([amount])
+
+
+def test_the_largest_accepted_amount_still_scores() -> None:
+    record = pipeline().decide(transactions([MAX_AMOUNT]))[0]
+    assert 0 <= record["fraud_probability"] <= 1
