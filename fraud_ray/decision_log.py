@@ -247,9 +247,7 @@ def absolute_url(url: str) -> str:
     database = parsed.database
     if parsed.get_backend_name() != "sqlite" or database in (None, "", ":memory:"):
         return url
-    return parsed.set(database=str(Path(database).resolve())).render_as_string(
-        hide_password=False
-    )
+    return parsed.set(database=str(Path(database).resolve())).render_as_string(hide_password=False)
 
 
 def _engine(url: str) -> Engine:

@@ -145,7 +145,9 @@ class KafkaSettings(Section):
         10.0, ge=6, description="a silent (killed) consumer's partitions move on after this long"
     )
     linger_ms: int = Field(5, ge=0, description="producer: wait to fill a request with messages")
-    retry_backoff_s: PositiveFloat = Field(1.0, description="pause before a failed batch is retried")
+    retry_backoff_s: PositiveFloat = Field(
+        1.0, description="pause before a failed batch is retried"
+    )
     drain_timeout_s: PositiveFloat = Field(120.0, description="longest wait for a draining actor")
 
 
@@ -189,6 +191,8 @@ class ServingSettings(Section):
     reload_token: str = Field("change-me", min_length=8)
     reload_poll_s: PositiveFloat = 0.5
     reload_timeout_s: PositiveFloat = 60.0
+    alerts_page_size: PositiveInt = Field(50, description="GET /api/v1/alerts without ?limit=")
+    alerts_page_max: PositiveInt = Field(1000, description="the largest ?limit= it accepts")
 
 
 class RaySettings(Section):

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import ray
 from confluent_kafka import Consumer as KafkaConsumer
 from confluent_kafka import Producer as KafkaProducer
 from ray import serve
+from ray.serve.exceptions import RayServeException
 
 from fraud_ray.decision_log import DecisionLog, absolute_url
 from fraud_ray.schema import Decision, Transaction
@@ -101,7 +104,9 @@ class ConsumerPool:
     def start(self, size: int | None = None) -> None:
         self.resize(self.settings.kafka.pool_size if size is None else size)
 
-    def resize(self, size: int) -> None:
+    def resize(self, size: int) -> list[LoopStats]:
+        """Start consumers in the new slots, or drain those past ``size``; returns the drained
+        consumers' final stats."""
         if size < 0:
             raise ValueError(f"a pool has 0 or more consumers, not {size}")
         kafka = self.settings.kafka
@@ -112,17 +117,17 @@ class ConsumerPool:
         leaving = self.actors[size:]
         self.actors = self.actors[:size] + added
         ray.get([actor.ready.remote() for actor in added])
-        if leaving:
-            ray.get([actor.drain.remote(kafka.drain_timeout_s) for actor in leaving])
-            for actor in leaving:
-                ray.kill(actor, no_restart=True)
+        drained = ray.get([actor.drain.remote(kafka.drain_timeout_s) for actor in leaving])
+        for actor in leaving:
+            ray.kill(actor, no_restart=True)
+        return drained
 
     def stats(self) -> list[LoopStats]:
         return ray.get([actor.stats.remote() for actor in self.actors])
 
-    def stop(self) -> None:
+    def stop(self) -> list[LoopStats]:
         """Drain every consumer: each finishes and commits its batch before it goes."""
-        self.resize(0)
+        return self.resize(0)
 
 
 def streaming_settings(settings: Settings) -> Settings:
@@ -130,3 +135,39 @@ def streaming_settings(settings: Settings) -> Settings:
     would name another file there."""
     decisions = settings.decisions.model_copy(update={"url": absolute_url(settings.decisions.url)})
     return settings.model_copy(update={"decisions": decisions})
+
+
+def run_until_signalled(
+    settings: Settings,
+    report: Callable[[list[LoopStats]], None],
+    report_every_s: float,
+) -> list[LoopStats]:
+    """Run a pool until SIGTERM or SIGINT, then drain it: every batch in hand is finished and
+    committed before the consumers leave. ``report`` gets the consumers' stats now and then."""
+    graph = settings.serving.app_name
+    try:
+        serve.get_app_handle(graph)
+    except RayServeException as error:
+        raise GraphNotRunning(
+            f"no Serve application {graph!r} in this Ray cluster ({error}); start it first: "
+            "serve run serve_app:graph"
+        ) from None
+    stop = threading.Event()
+    previous = {
+        signum: signal.signal(signum, lambda *_: stop.set())
+        for signum in (signal.SIGTERM, signal.SIGINT)
+    }
+    pool = ConsumerPool(settings)
+    try:
+        pool.start()
+        while not stop.wait(report_every_s):
+            report(pool.stats())
+    finally:
+        final = pool.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return final
+
+
+class GraphNotRunning(RuntimeError):
+    """The Serve application the pool would feed is not there."""
