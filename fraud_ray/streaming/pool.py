@@ -15,9 +15,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+# By module, not by name: Ray pickles the actor class by value, and cloudpickle then mistakes
+# an imported class named Consumer for the actor class of the same name.
+import confluent_kafka
 import ray
-from confluent_kafka import Consumer as KafkaConsumer
-from confluent_kafka import Producer as KafkaProducer
 from ray import serve
 from ray.serve.exceptions import RayServeException
 
@@ -38,8 +39,8 @@ class Consumer:
     def __init__(self, settings: Settings, slot: int) -> None:
         kafka = settings.kafka
         self.slot = slot
-        self.consumer = KafkaConsumer(consumer_config(kafka))
-        self.producer = KafkaProducer(producer_config(kafka, slot))
+        self.consumer = confluent_kafka.Consumer(consumer_config(kafka))
+        self.producer = confluent_kafka.Producer(producer_config(kafka, slot))
         if kafka.exactly_once:
             self.producer.init_transactions(kafka.delivery_timeout_s)
         self.graph = serve.get_app_handle(settings.serving.app_name)

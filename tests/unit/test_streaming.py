@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from fraud_ray.decision_log import AlertCursor
 from fraud_ray.schema import Action, Decision, ModelRef, Transaction
+from fraud_ray.serving.api import decode_cursor, encode_cursor
 from fraud_ray.settings import KafkaSettings
 from fraud_ray.streaming.clients import consumer_config, producer_config, transactional_id
 from fraud_ray.streaming.codec import (
@@ -409,3 +411,12 @@ def test_client_configurations() -> None:
     assert producer["transactional.id"] == transactional_id(kafka, 3) == "g-consumer-3"
     assert producer["enable.idempotence"] is True
     assert "transactional.id" not in producer_config(KafkaSettings(), 3)
+
+
+def test_alert_page_tokens_round_trip_and_foreign_ones_are_refused() -> None:
+    cursor = AlertCursor(datetime(2025, 6, 2, 14, 3, tzinfo=UTC), "tx-9")
+    assert decode_cursor(encode_cursor(cursor)) == cursor
+    naive = encode_cursor(AlertCursor(datetime(2025, 6, 2), "tx-9"))
+    for token in ("nonsense", naive, "WzFd"):
+        with pytest.raises(ValueError, match=r"before: .* is not a page token"):
+            decode_cursor(token)
