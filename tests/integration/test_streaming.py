@@ -38,7 +38,7 @@ from .conftest import KafkaBroker
 # The issue asks for 50,000; on two cores shared by the broker, PostgreSQL, Ray and the graph
 # three such runs would take the module past its budget, so the tests stream fewer and
 # bench/stream.py streams 50,000 (docs/benchmarks.md).
-TRANSACTIONS = 12_000
+TRANSACTIONS = 10_000
 # Only a bound against a hung test, never a figure that is checked.
 DEADLINE_S = 300.0
 START = datetime(2025, 6, 2, 8, tzinfo=UTC)
@@ -382,7 +382,7 @@ def test_poison_goes_to_the_dead_letter_topic_and_its_neighbours_are_scored(
 
 def test_every_partition_is_consumed_while_the_pool_grows_and_shrinks(served: Served) -> None:
     stream = stream_for(served, pool_size=1, partitions=6)
-    waves = [transactions(f"{stream.prefix}-w{i}", 1500, seed=10 + i) for i in range(3)]
+    waves = [transactions(f"{stream.prefix}-w{i}", 1000, seed=10 + i) for i in range(3)]
     pool = ConsumerPool(stream.settings)
     pool.start()
     try:
