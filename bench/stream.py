@@ -141,7 +141,11 @@ def consumed(settings: Settings) -> bool:
         reader.close()
 
 
-def max_rate(settings: Settings, count: int, pool_size: int, batch: int, partitions: int) -> float:
+def max_rate(
+    settings: Settings, count: int, pool_size: int, batch: int, partitions: int
+) -> tuple[float, dict[str, float]]:
+    """Transactions/s through a pool started on a backlog, and the seconds its consumers spent
+    in each step of their batches (summed over consumers)."""
     settings = topics_for(settings, partitions)
     settings = settings.model_copy(
         update={
@@ -162,8 +166,12 @@ def max_rate(settings: Settings, count: int, pool_size: int, batch: int, partiti
             time.sleep(0.2)
         elapsed = time.perf_counter() - started
     finally:
-        pool.stop()
-    return count / elapsed
+        drained = pool.stop()
+    stages: dict[str, float] = {}
+    for stats in drained:
+        for stage, seconds in stats.stage_seconds.items():
+            stages[stage] = stages.get(stage, 0.0) + seconds
+    return count / elapsed, stages
 
 
 def latencies(settings: Settings, rate: float, seconds: float, partitions: int) -> np.ndarray:
@@ -244,7 +252,8 @@ def main() -> None:
             serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
             serve.run(build_graph(settings), name=settings.serving.app_name, route_prefix="/")
 
-            rate = max_rate(
+            load = os.getloadavg()[0]
+            rate, stages = max_rate(
                 settings,
                 options.transactions,
                 options.pool_size,
@@ -274,7 +283,7 @@ def main() -> None:
             grid = []
             for pool_size in (1, 2, 4):
                 for batch in (250, 1000, 4000):
-                    measured = max_rate(
+                    measured, _ = max_rate(
                         settings, options.grid_transactions, pool_size, batch, options.partitions
                     )
                     print(f"pool {pool_size} batch {batch}: {measured:,.0f} tx/s", flush=True)
@@ -283,6 +292,10 @@ def main() -> None:
         ray.shutdown()
 
     rows = "\n".join(f"| {p} | {b:,} | {r:,.0f} |" for p, b, r in grid)
+    busy = sum(stages.values())
+    where = "\n".join(
+        f"| {stage} | {seconds:,.1f} | {seconds / busy:.0%} |" for stage, seconds in stages.items()
+    )
     write_section(
         "stream",
         f"""## Streaming: Kafka -> consumer pool -> Serve graph -> Kafka
@@ -296,6 +309,16 @@ def main() -> None:
 | sustained transactions/s, `transactions` -> `decisions` (and log, and commit) | {rate:,.0f} | >= 20,000 |
 | end-to-end latency p50 at {rate / 2:,.0f} tx/s (50% of max) | {p50:,.0f} ms | |
 | end-to-end latency p99 at {rate / 2:,.0f} tx/s | {p99:,.0f} ms | < 1,000 ms |
+
+Where the consumers' time went during the maximum-rate run (seconds summed over consumers;
+`graph` is the Serve graph call, including moving the batch there and the decisions back):
+
+| step | seconds | share |
+|---|---|---|
+{where}
+
+The machine's 1-minute load average when the run started was {load:.1f} on {os.cpu_count()} cores
+(other work shares it), so these figures are a floor for an idle machine.
 
 Pool size against batch size ({options.grid_transactions:,} backlogged transactions each):
 

@@ -9,11 +9,16 @@ log without seeing each other's transactions.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -42,6 +47,7 @@ TRANSACTIONS = 10_000
 # Only a bound against a hung test, never a figure that is checked.
 DEADLINE_S = 300.0
 START = datetime(2025, 6, 2, 8, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -483,3 +489,48 @@ def test_the_alert_and_decision_endpoints_read_the_log(served: Served) -> None:
         log.close()
     assert missing.status_code == 404 and "never-sent" in missing.json()["message"]
     assert bad_cursor.status_code == 422 and "before" in bad_cursor.json()["message"]
+
+
+def test_ingest_command_drains_on_sigterm(served: Served) -> None:
+    """``python ingest.py`` joins the running Ray and Serve app, and SIGTERM ends it cleanly."""
+    stream = stream_for(served)
+    sent = transactions(stream.prefix, 500, seed=6)
+    produce_transactions(stream, sent)
+    kafka = stream.kafka
+    env = {
+        **os.environ,
+        "RAY_ADDRESS": ray.get_runtime_context().gcs_address,
+        "FRAUD_RAY_DECISIONS_URL": served.settings.decisions.url,
+        "FRAUD_RAY_KAFKA_DECISIONS_TOPIC": kafka.decisions_topic,
+        "FRAUD_RAY_KAFKA_ALERTS_TOPIC": kafka.alerts_topic,
+        "FRAUD_RAY_KAFKA_DLQ_TOPIC": kafka.dlq_topic,
+        "FRAUD_RAY_KAFKA_CONSUMER_CPUS": "0.2",
+    }
+    command = [
+        sys.executable,
+        str(ROOT / "ingest.py"),
+        "--bootstrap",
+        kafka.bootstrap,
+        "--topic",
+        kafka.transactions_topic,
+        "--group",
+        kafka.group,
+        "--pool-size",
+        "1",
+        "--app-name",
+        served.settings.serving.app_name,
+        "--report-every",
+        "1",
+    ]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_until_consumed(stream)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=DEADLINE_S)
+    text = output.decode()
+    assert process.returncode == 0, text
+    assert "drained" in text and "500 decided" in text
+    assert set(logged_ids(served.settings.decisions.url, stream.prefix)) == {
+        t["transaction_id"] for t in sent
+    }

@@ -317,6 +317,8 @@ def test_a_batch_is_decided_written_out_and_only_then_committed() -> None:
     assert r.journal.events[-1] == "commit"
     assert r.source.committed == {("transactions", 0): 13, ("transactions", 1): 8}
     assert r.log.rows == {"a": "approve", "b": "decline", "c": "approve"}
+    assert set(outcome.stages) == {"parse", "graph", "produce", "log", "commit"}
+    assert r.loop.stats.stage_seconds.keys() == outcome.stages.keys()
 
 
 def test_outputs_are_keyed_by_card_and_the_dead_letter_names_its_origin() -> None:
