@@ -232,7 +232,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--latency-seconds", type=float, default=20.0)
-    parser.add_argument("--grid-transactions", type=int, default=20_000)
+    parser.add_argument("--grid-transactions", type=int, default=10_000)
     parser.add_argument("--tracking-uri", help="a registry with a champion (default: train one)")
     parser.add_argument("--decisions", help="decision log URL (default: SQLite in scratch)")
     options = parser.parse_args()

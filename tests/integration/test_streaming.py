@@ -534,3 +534,35 @@ def test_ingest_command_drains_on_sigterm(served: Served) -> None:
     assert set(logged_ids(served.settings.decisions.url, stream.prefix)) == {
         t["transaction_id"] for t in sent
     }
+
+
+def test_lag_and_throughput_are_exported_to_prometheus(served: Served) -> None:
+    """The metric names the README documents are what Ray's metrics agent serves."""
+    stream = stream_for(served, pool_size=1)
+    produce_transactions(stream, transactions(stream.prefix, 300, seed=7))
+    pool = ConsumerPool(stream.settings)
+    pool.start()
+    try:
+        wait_until_consumed(stream)
+        port = next(node["MetricsExportPort"] for node in ray.nodes() if node["Alive"])
+        wanted = {
+            "ray_fraud_ray_consumer_lag",
+            "ray_fraud_ray_stream_events_per_second",
+            "ray_fraud_ray_stream_transactions_total",
+            "ray_fraud_ray_stream_alerts_total",
+            "ray_fraud_ray_stream_batch_seconds",
+        }
+        deadline = time.monotonic() + DEADLINE_S
+        while True:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+            exported = {line.split("{")[0] for line in text.splitlines() if "fraud_ray" in line}
+            if wanted <= exported or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+    finally:
+        pool.stop()
+    assert wanted <= exported, f"missing {wanted - exported}; exported {sorted(exported)}"
+    lag_lines = [
+        line for line in text.splitlines() if line.startswith("ray_fraud_ray_consumer_lag")
+    ]
+    assert any(f'topic="{stream.kafka.transactions_topic}"' in line for line in lag_lines)
