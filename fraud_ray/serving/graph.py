@@ -338,7 +338,8 @@ class Ingress:
         return FeedbackResponse(received=len(labels), matched=matched)
 
     def decision_log(self) -> DecisionLog:
-        """The log the streaming pool writes (the graph itself writes none), opened on first read."""
+        """The log the streaming pool writes (the graph itself writes none), opened on first read,
+        off the event loop: opening creates the table if needed, a round trip to the database."""
         if self._decision_log is None:
             self._decision_log = DecisionLog(self.settings.decisions.url)
         return self._decision_log
@@ -364,7 +365,7 @@ class Ingress:
         except ValueError as error:
             raise HTTPException(422, str(error)) from None
         # One more than asked says whether another page follows.
-        found = await asyncio.to_thread(self.decision_log().alerts, size + 1, cursor)
+        found = await asyncio.to_thread(lambda: self.decision_log().alerts(size + 1, cursor))
         page = found[:size]
         more = len(found) > size
         return AlertsPage(
@@ -379,7 +380,7 @@ class Ingress:
     )
     async def logged_decision(self, transaction_id: str) -> LoggedDecisionView:
         """The decision the log holds for one transaction."""
-        logged = await asyncio.to_thread(self.decision_log().get, transaction_id)
+        logged = await asyncio.to_thread(lambda: self.decision_log().get(transaction_id))
         if logged is None:
             raise HTTPException(
                 404, f"no decision for transaction {transaction_id!r} in the decision log"
