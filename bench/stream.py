@@ -42,6 +42,7 @@ from fraud_ray.training import train
 
 KAFKA_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "kafka.sh"
 START = datetime(2025, 6, 2, tzinfo=UTC)
+WARMUP = 500
 
 
 def free_port() -> int:
@@ -144,48 +145,38 @@ def consumed(settings: Settings) -> bool:
 def max_rate(
     settings: Settings, count: int, pool_size: int, batch: int, partitions: int
 ) -> tuple[float, dict[str, float]]:
-    """Transactions/s through a pool started on a backlog, and the seconds its consumers spent
-    in each step of their batches (summed over consumers)."""
+    """Sustained transactions/s of a pool started on a backlog, and the seconds its consumers spent
+    in each step of their batches (summed over consumers).
+
+    The rate is measured between the first and the last decision message's timestamps, so the
+    seconds Ray takes to start the actors and Kafka to assign them partitions do not count.
+    """
     settings = topics_for(settings, partitions)
     settings = settings.model_copy(
         update={
             "kafka": settings.kafka.model_copy(update={"pool_size": pool_size, "batch_size": batch})
         }
     )
-    produce(
-        settings.kafka.bootstrap,
-        settings.kafka.transactions_topic,
-        payloads(settings.kafka.group, count),
-        None,
-    )
+    kafka = settings.kafka
+    produce(kafka.bootstrap, kafka.transactions_topic, payloads(kafka.group, count), None)
     pool = ConsumerPool(settings)
-    started = time.perf_counter()
     pool.start()
     try:
         while not consumed(settings):
             time.sleep(0.2)
-        elapsed = time.perf_counter() - started
     finally:
         drained = pool.stop()
+    stamps = np.array(list(decision_times(settings, count).values()), dtype=float)
     stages: dict[str, float] = {}
     for stats in drained:
         for stage, seconds in stats.stage_seconds.items():
             stages[stage] = stages.get(stage, 0.0) + seconds
-    return count / elapsed, stages
+    return (len(stamps) - 1) / ((stamps.max() - stamps.min()) / 1000), stages
 
 
-def latencies(settings: Settings, rate: float, seconds: float, partitions: int) -> np.ndarray:
-    settings = topics_for(settings, partitions)
+def decision_times(settings: Settings, count: int) -> dict[str, int]:
+    """Each transaction's first decision message's timestamp (ms), read from ``decisions``."""
     kafka = settings.kafka
-    pool = ConsumerPool(settings)
-    pool.start()
-    try:
-        messages = payloads(kafka.group, int(rate * seconds))
-        stamps = produce(kafka.bootstrap, kafka.transactions_topic, messages, rate)
-        while not consumed(settings):
-            time.sleep(0.2)
-    finally:
-        pool.stop()
     reader = Consumer(
         {
             "bootstrap.servers": kafka.bootstrap,
@@ -195,7 +186,7 @@ def latencies(settings: Settings, rate: float, seconds: float, partitions: int) 
     )
     reader.subscribe([kafka.decisions_topic])
     seen: dict[str, int] = {}
-    while len(seen) < len(stamps):
+    while len(seen) < count:
         message = reader.poll(5)
         if message is None:
             break
@@ -203,7 +194,28 @@ def latencies(settings: Settings, rate: float, seconds: float, partitions: int) 
             tx = json.loads(message.value())["transaction_id"]
             seen.setdefault(tx, message.timestamp()[1])
     reader.close()
-    return np.array([seen[tx] - stamps[tx] for tx in seen], dtype=float)
+    return seen
+
+
+def latencies(settings: Settings, rate: float, seconds: float, partitions: int) -> np.ndarray:
+    settings = topics_for(settings, partitions)
+    kafka = settings.kafka
+    pool = ConsumerPool(settings)
+    pool.start()
+    try:
+        # A warm-up, so that joining the group and the first graph calls are not measured.
+        warmup = payloads(f"{kafka.group}-warmup", WARMUP)
+        produce(kafka.bootstrap, kafka.transactions_topic, warmup, None)
+        while not consumed(settings):
+            time.sleep(0.2)
+        messages = payloads(kafka.group, int(rate * seconds))
+        stamps = produce(kafka.bootstrap, kafka.transactions_topic, messages, rate)
+        while not consumed(settings):
+            time.sleep(0.2)
+    finally:
+        pool.stop()
+    seen = decision_times(settings, len(stamps) + len(warmup))
+    return np.array([seen[tx] - stamps[tx] for tx in stamps], dtype=float)
 
 
 def model_settings(scratch: Path, tracking_uri: str | None) -> Settings:
