@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ from typing import Any
 import confluent_kafka
 import ray
 from ray import serve
+from ray.exceptions import ActorUnavailableError
 from ray.serve.exceptions import RayServeException
 
 from fraud_ray.decision_log import DecisionLog, absolute_url
@@ -118,10 +120,26 @@ class ConsumerPool:
         leaving = self.actors[size:]
         self.actors = self.actors[:size] + added
         ray.get([actor.ready.remote() for actor in added])
-        drained = ray.get([actor.drain.remote(kafka.drain_timeout_s) for actor in leaving])
+        # All asked at once, so the consumers finish their batches side by side.
+        asked = [actor.drain.remote(kafka.drain_timeout_s) for actor in leaving]
+        drained = [self._drain(actor, ref) for actor, ref in zip(leaving, asked, strict=True)]
         for actor in leaving:
             ray.kill(actor, no_restart=True)
         return drained
+
+    def _drain(self, actor: Any, asked: Any) -> LoopStats:
+        """The drained consumer's stats; one that Ray is restarting is asked again until it is
+        back, since it may hold partitions and must leave the group cleanly like the others."""
+        kafka = self.settings.kafka
+        deadline = time.monotonic() + kafka.drain_timeout_s
+        while True:
+            try:
+                return ray.get(asked)
+            except ActorUnavailableError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(kafka.retry_backoff_s)
+                asked = actor.drain.remote(kafka.drain_timeout_s)
 
     def stats(self) -> list[LoopStats]:
         return ray.get([actor.stats.remote() for actor in self.actors])

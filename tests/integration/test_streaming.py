@@ -552,17 +552,20 @@ def test_lag_and_throughput_are_exported_to_prometheus(served: Served) -> None:
             "ray_fraud_ray_stream_alerts_total",
             "ray_fraud_ray_stream_batch_seconds",
         }
+        topic = f'topic="{stream.kafka.transactions_topic}"'
         deadline = time.monotonic() + DEADLINE_S
         while True:
+            # Ray exports every few seconds: wait for this test's own lag, not an earlier test's.
             text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
             exported = {line.split("{")[0] for line in text.splitlines() if "fraud_ray" in line}
-            if wanted <= exported or time.monotonic() > deadline:
+            lag_lines = [
+                line for line in text.splitlines() if line.startswith("ray_fraud_ray_consumer_lag")
+            ]
+            ours = any(topic in line for line in lag_lines)
+            if (wanted <= exported and ours) or time.monotonic() > deadline:
                 break
             time.sleep(2)
     finally:
         pool.stop()
     assert wanted <= exported, f"missing {wanted - exported}; exported {sorted(exported)}"
-    lag_lines = [
-        line for line in text.splitlines() if line.startswith("ray_fraud_ray_consumer_lag")
-    ]
-    assert any(f'topic="{stream.kafka.transactions_topic}"' in line for line in lag_lines)
+    assert ours, f"no lag of {topic} among {lag_lines}"
