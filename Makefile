@@ -60,6 +60,7 @@ bench: install services
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/decision_log.py
+	$(BIN)/python bench/stream.py
 
 clean:
 	rm -rf data mlruns mlartifacts .pytest_cache .ruff_cache

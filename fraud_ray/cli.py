@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -282,6 +283,89 @@ def score(
         f"scored {summary.rows:,} transactions with {version.name} v{version.version}: "
         f"{counts} -> {summary.out}"
     )
+
+
+@app.command()
+def ingest(
+    bootstrap: Annotated[
+        str | None, typer.Option(help="Kafka bootstrap servers (default: kafka.bootstrap).")
+    ] = None,
+    topic: Annotated[
+        str | None, typer.Option(help="Topic of transactions (default: kafka.transactions_topic).")
+    ] = None,
+    pool_size: Annotated[
+        int | None, typer.Option(min=1, help="Consumer actors (default: kafka.pool_size).")
+    ] = None,
+    group: Annotated[
+        str | None, typer.Option(help="Consumer group (default: kafka.group).")
+    ] = None,
+    exactly_once: Annotated[
+        bool | None,
+        typer.Option(
+            "--exactly-once/--at-least-once",
+            help="Kafka transactions for decisions and offsets (default: kafka.exactly_once).",
+        ),
+    ] = None,
+    app_name: Annotated[
+        str | None,
+        typer.Option(help="The running Serve application to feed (default: serving.app_name)."),
+    ] = None,
+    report_every: Annotated[
+        float, typer.Option(min=0.1, help="Seconds between two progress lines.")
+    ] = 10.0,
+) -> None:
+    """Feed Kafka transactions through the running Serve graph until SIGTERM, then drain.
+
+    Joins the Ray cluster where the Serve application runs: ray.address, else $RAY_ADDRESS, else
+    the cluster `ray start` started on this machine. Decisions go to kafka.decisions_topic,
+    kafka.alerts_topic and the decision log (decisions.url); malformed messages to
+    kafka.dlq_topic.
+    """
+    from fraud_ray.runtime import init_ray
+    from fraud_ray.streaming.loop import LoopStats
+    from fraud_ray.streaming.pool import GraphNotRunning, run_until_signalled
+
+    base = settings()
+    chosen = {
+        "bootstrap": bootstrap,
+        "transactions_topic": topic,
+        "pool_size": pool_size,
+        "group": group,
+        "exactly_once": exactly_once,
+    }
+    kafka = base.kafka.model_copy(update={k: v for k, v in chosen.items() if v is not None})
+    serving = base.serving.model_copy(update={"app_name": app_name or base.serving.app_name})
+    # The graph runs in a Ray cluster already: join it, never start a private one.
+    address = base.ray.address or os.environ.get("RAY_ADDRESS") or "auto"
+    ray_settings = base.ray.model_copy(update={"address": address})
+    chosen_settings = base.model_copy(
+        update={"kafka": kafka, "serving": serving, "ray": ray_settings}
+    )
+    try:
+        init_ray(chosen_settings)
+    except ConnectionError as error:
+        fail(
+            f"no Ray cluster at {ray_settings.address} ({error}): start one with `ray start "
+            "--head` and the graph with `serve run serve_app:graph`, or set ray.address"
+        )
+    console.print(
+        f"ingesting {kafka.transactions_topic} from {kafka.bootstrap} with {kafka.pool_size} "
+        f"consumers in group {kafka.group} into Serve app {serving.app_name!r} "
+        f"({'exactly-once' if kafka.exactly_once else 'at-least-once'}); SIGTERM or Ctrl-C drains"
+    )
+
+    def report(stats: list[LoopStats]) -> None:
+        decided = sum(s.decided for s in stats)
+        lag = sum(sum(s.lag.values()) for s in stats)
+        dead = sum(s.dead_lettered for s in stats)
+        console.print(f"{decided:,} decided, {dead:,} dead-lettered, lag {lag:,}", highlight=False)
+
+    try:
+        final = run_until_signalled(chosen_settings, report, report_every)
+    except GraphNotRunning as error:
+        fail(str(error))
+    report(final)
+    console.print("drained: every batch in hand was committed")
 
 
 @app.command()

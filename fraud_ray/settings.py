@@ -130,6 +130,25 @@ class KafkaSettings(Section):
     alerts_topic: str = "alerts"
     dlq_topic: str = "transactions.dlq"
     group: str = "fraud-ray"
+    pool_size: PositiveInt = Field(2, description="consumer actors in the ingestion pool")
+    consumer_cpus: float = Field(0.25, ge=0, description="Ray CPUs each consumer actor reserves")
+    batch_size: PositiveInt = Field(1000, description="messages one graph call decides at most")
+    batch_wait_s: PositiveFloat = Field(0.05, description="longest wait to fill a batch")
+    exactly_once: bool = Field(
+        False, description="Kafka transactions: read_committed readers see each decision once"
+    )
+    graph_timeout_s: PositiveFloat = Field(60.0, description="longest wait for the Serve graph")
+    delivery_timeout_s: PositiveFloat = Field(
+        120.0, description="longest wait for the broker to take a batch's output before retrying"
+    )
+    session_timeout_s: float = Field(
+        10.0, ge=6, description="a silent (killed) consumer's partitions move on after this long"
+    )
+    linger_ms: int = Field(5, ge=0, description="producer: wait to fill a request with messages")
+    retry_backoff_s: PositiveFloat = Field(
+        1.0, description="pause before a failed batch is retried"
+    )
+    drain_timeout_s: PositiveFloat = Field(120.0, description="longest wait for a draining actor")
 
 
 class RedisSettings(Section):
@@ -176,6 +195,8 @@ class ServingSettings(Section):
     reload_token: str = Field("change-me", min_length=8)
     reload_poll_s: PositiveFloat = 0.5
     reload_timeout_s: PositiveFloat = 60.0
+    alerts_page_size: PositiveInt = Field(50, description="GET /api/v1/alerts without ?limit=")
+    alerts_page_max: PositiveInt = Field(1000, description="the largest ?limit= it accepts")
 
 
 class RaySettings(Section):

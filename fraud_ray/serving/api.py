@@ -6,6 +6,9 @@ wraps them in envelopes, so ``/docs`` documents exactly what the rest of fraud-r
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from datetime import datetime
 from typing import Any, Literal
 
@@ -15,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
+from fraud_ray.decision_log import AlertCursor, LoggedDecision
 from fraud_ray.schema import Decision, Transaction
 
 
@@ -62,6 +66,54 @@ class ReloadResponse(Envelope):
     version: str
     previous_version: str
     replicas: int = Field(description="Scorer replicas now serving this version")
+
+
+class LoggedDecisionView(Envelope):
+    """A decision from the decision log, with the transaction fields an analyst looks at first
+    and its label once one arrived. The features are left out: they are for monitoring."""
+
+    decision: Decision
+    card_id: str | None
+    terminal_id: str | None
+    amount: float
+    timestamp: datetime
+    is_fraud: Literal[0, 1] | None = None
+
+    @classmethod
+    def of(cls, logged: LoggedDecision) -> LoggedDecisionView:
+        return cls(
+            decision=logged.decision,
+            card_id=logged.card_id,
+            terminal_id=logged.terminal_id,
+            amount=logged.amount,
+            timestamp=logged.timestamp,
+            is_fraud=logged.is_fraud,
+        )
+
+
+class AlertsPage(Envelope):
+    alerts: list[LoggedDecisionView] = Field(description="review and decline, newest first")
+    next: str | None = Field(
+        description="pass as ?before= for the next page; null on the last page"
+    )
+
+
+def encode_cursor(cursor: AlertCursor) -> str:
+    """An opaque page token: clients pass it back, they need not read it."""
+    raw = json.dumps([cursor.scored_at.isoformat(), cursor.transaction_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def decode_cursor(token: str) -> AlertCursor:
+    """The cursor in a ``before`` token; ``ValueError`` for a token this API did not hand out."""
+    try:
+        scored_at, transaction_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+        cursor = AlertCursor(datetime.fromisoformat(scored_at), str(transaction_id))
+    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as error:
+        raise ValueError(f"before: {token!r} is not a page token from /api/v1/alerts") from error
+    if cursor.scored_at.tzinfo is None:
+        raise ValueError(f"before: {token!r} is not a page token from /api/v1/alerts")
+    return cursor
 
 
 class Problem(Envelope):

@@ -31,7 +31,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import ray
-from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ray import serve
@@ -39,19 +39,24 @@ from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fraud_ray.costs import CostPolicy
+from fraud_ray.decision_log import DecisionLog, absolute_url
 from fraud_ray.features.definitions import FeatureSpec
 from fraud_ray.features.online import OnlineFeatures
 from fraud_ray.features.state import Event, FeatureState, MemoryState, RedisState
 from fraud_ray.registry import Registry
 from fraud_ray.schema import Decision, ModelRef, Transaction
 from fraud_ray.serving.api import (
+    AlertsPage,
     BatchRequest,
     BatchResponse,
     FeedbackRequest,
     FeedbackResponse,
+    LoggedDecisionView,
     ModelInfo,
     Problem,
     ReloadResponse,
+    decode_cursor,
+    encode_cursor,
     http_problem,
     validation_problem,
 )
@@ -289,6 +294,7 @@ class Ingress:
         self.policy = CostPolicy.from_settings(settings.costs)
         self.rollout = rollout_actor(serve.get_replica_context().app_name)
         api.state.reload_token = settings.serving.reload_token
+        self._decision_log: DecisionLog | None = None
 
     async def decide(self, transactions: Sequence[Transaction]) -> list[dict[str, Any]]:
         """Decisions, as ``Decision``-shaped dicts in the transactions' order.
@@ -356,6 +362,56 @@ class Ingress:
             assert self.features is not None
             matched = await self.features.record_labels.remote(labels)
         return FeedbackResponse(received=len(labels), matched=matched)
+
+    def decision_log(self) -> DecisionLog:
+        """The log the streaming pool writes (the graph itself writes none), opened on first read,
+        off the event loop: opening creates the table if needed, a round trip to the database."""
+        if self._decision_log is None:
+            self._decision_log = DecisionLog(self.settings.decisions.url)
+        return self._decision_log
+
+    @api.get("/api/v1/alerts", response_model=AlertsPage)
+    async def alerts(
+        self,
+        limit: Annotated[
+            int | None, Query(ge=1, description="default serving.alerts_page_size")
+        ] = None,
+        before: Annotated[str | None, Query(description="`next` of the previous page")] = None,
+    ) -> AlertsPage:
+        """Recent decisions other than approve from the decision log, newest first."""
+        serving = self.settings.serving
+        size = limit or serving.alerts_page_size
+        if size > serving.alerts_page_max:
+            raise HTTPException(
+                422,
+                f"limit: at most {serving.alerts_page_max} (serving.alerts_page_max), got {size}",
+            )
+        try:
+            cursor = decode_cursor(before) if before else None
+        except ValueError as error:
+            raise HTTPException(422, str(error)) from None
+        # One more than asked says whether another page follows.
+        found = await asyncio.to_thread(lambda: self.decision_log().alerts(size + 1, cursor))
+        page = found[:size]
+        more = len(found) > size
+        return AlertsPage(
+            alerts=[LoggedDecisionView.of(logged) for logged in page],
+            next=encode_cursor(page[-1].cursor) if more else None,
+        )
+
+    @api.get(
+        "/api/v1/decisions/{transaction_id}",
+        response_model=LoggedDecisionView,
+        responses={404: {"model": Problem}},
+    )
+    async def logged_decision(self, transaction_id: str) -> LoggedDecisionView:
+        """The decision the log holds for one transaction."""
+        logged = await asyncio.to_thread(lambda: self.decision_log().get(transaction_id))
+        if logged is None:
+            raise HTTPException(
+                404, f"no decision for transaction {transaction_id!r} in the decision log"
+            )
+        return LoggedDecisionView.of(logged)
 
     @api.post(
         "/api/v1/model/reload",
@@ -452,4 +508,7 @@ def absolute_paths(settings: Settings) -> Settings:
         updates["tracking_uri"] = f"sqlite:///{database}"
     if "://" not in mlflow.artifact_location:
         updates["artifact_location"] = str(Path(mlflow.artifact_location).resolve())
-    return settings.model_copy(update={"mlflow": mlflow.model_copy(update=updates)})
+    decisions = settings.decisions.model_copy(update={"url": absolute_url(settings.decisions.url)})
+    return settings.model_copy(
+        update={"mlflow": mlflow.model_copy(update=updates), "decisions": decisions}
+    )

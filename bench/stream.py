@@ -1,0 +1,345 @@
+"""Streaming throughput and end-to-end latency: Kafka -> consumer pool -> Serve graph -> Kafka.
+
+Maximum rate: a backlog of transactions is produced first, then a pool starts; the rate is the
+backlog over the time from the pool's start until the group has committed every offset (so it
+includes the decision log write and the commit of every batch). Latency: transactions produced at
+half that rate while the pool runs; a transaction's latency is its decision message's timestamp
+minus its own (both CreateTime, set by the producers on this machine's clock).
+
+Needs a model: a small one is trained into a scratch registry first (a minute or two), unless
+--tracking-uri names a registry whose alias champion is the model to serve. Kafka is a private
+broker started by scripts/kafka.sh, or FRAUD_RAY_KAFKA_BOOTSTRAP; the decision log is SQLite in the
+scratch folder unless --decisions names another URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import ray
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from ray import serve
+from report import write_section
+
+from fraud_ray.serving.graph import build_graph
+from fraud_ray.settings import Settings, SimulatorSettings
+from fraud_ray.simulator import write_simulation
+from fraud_ray.streaming.pool import ConsumerPool
+from fraud_ray.training import train
+
+KAFKA_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "kafka.sh"
+START = datetime(2025, 6, 2, tzinfo=UTC)
+WARMUP = 500
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def broker(scratch: Path) -> Iterator[str]:
+    if bootstrap := os.environ.get("FRAUD_RAY_KAFKA_BOOTSTRAP"):
+        yield bootstrap
+        return
+    port, controller = free_port(), free_port()
+    env = {
+        **os.environ,
+        "KAFKA_PORT": str(port),
+        "KAFKA_CONTROLLER_PORT": str(controller),
+        "KAFKA_DIR": str(scratch / "kafka"),
+    }
+    subprocess.run([str(KAFKA_SCRIPT), "start"], env=env, check=True, capture_output=True)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([str(KAFKA_SCRIPT), "stop"], env=env, check=True, capture_output=True)
+
+
+def payloads(prefix: str, count: int, cards: int = 5000) -> list[tuple[bytes, bytes]]:
+    rng = np.random.default_rng(0)
+    amounts = rng.gamma(2, 25, count) + 0.01
+    out = []
+    for i in range(count):
+        card = f"{prefix}-card-{i % cards}"
+        body = {
+            "transaction_id": f"{prefix}-tx-{i}",
+            "timestamp": (START + timedelta(milliseconds=50 * i)).isoformat(),
+            "card_id": card,
+            "terminal_id": f"{prefix}-terminal-{(7 * i) % 10000}",
+            "amount": round(float(amounts[i]), 2),
+        }
+        out.append((card.encode(), json.dumps(body).encode()))
+    return out
+
+
+def topics_for(settings: Settings, partitions: int) -> Settings:
+    prefix = f"b{uuid.uuid4().hex[:8]}"
+    kafka = settings.kafka.model_copy(
+        update={
+            "transactions_topic": f"{prefix}.transactions",
+            "decisions_topic": f"{prefix}.decisions",
+            "alerts_topic": f"{prefix}.alerts",
+            "dlq_topic": f"{prefix}.dlq",
+            "group": f"{prefix}-group",
+        }
+    )
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+    names = [kafka.transactions_topic, kafka.decisions_topic, kafka.alerts_topic]
+    for future in admin.create_topics([NewTopic(n, partitions, 1) for n in names]).values():
+        future.result(timeout=60)
+    return settings.model_copy(update={"kafka": kafka})
+
+
+def produce(
+    bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]], rate: float | None
+) -> dict[str, int]:
+    """Produce, paced to ``rate`` messages/s if given; returns each value's CreateTime (ms)."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    stamps: dict[str, int] = {}
+    started = time.perf_counter()
+    for i, (key, value) in enumerate(messages):
+        if rate is not None:
+            delay = started + i / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        now_ms = int(time.time() * 1000)
+        producer.produce(topic, value=value, key=key, timestamp=now_ms)
+        stamps[json.loads(value)["transaction_id"]] = now_ms
+        producer.poll(0)
+    producer.flush(120)
+    return stamps
+
+
+def consumed(settings: Settings) -> bool:
+    kafka = settings.kafka
+    reader = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": kafka.group})
+    try:
+        meta = reader.list_topics(kafka.transactions_topic, timeout=30)
+        parts = [
+            TopicPartition(kafka.transactions_topic, p)
+            for p in meta.topics[kafka.transactions_topic].partitions
+        ]
+        committed = reader.committed(parts, timeout=30)
+        return all(
+            max(tp.offset, 0) == reader.get_watermark_offsets(tp, timeout=30)[1] for tp in committed
+        )
+    finally:
+        reader.close()
+
+
+def max_rate(
+    settings: Settings, count: int, pool_size: int, batch: int, partitions: int
+) -> tuple[float, dict[str, float]]:
+    """Sustained transactions/s of a pool started on a backlog, and the seconds its consumers spent
+    in each step of their batches (summed over consumers).
+
+    The rate is measured between the first and the last decision message's timestamps, so the
+    seconds Ray takes to start the actors and Kafka to assign them partitions do not count.
+    """
+    settings = topics_for(settings, partitions)
+    settings = settings.model_copy(
+        update={
+            "kafka": settings.kafka.model_copy(update={"pool_size": pool_size, "batch_size": batch})
+        }
+    )
+    kafka = settings.kafka
+    produce(kafka.bootstrap, kafka.transactions_topic, payloads(kafka.group, count), None)
+    pool = ConsumerPool(settings)
+    pool.start()
+    try:
+        while not consumed(settings):
+            time.sleep(0.2)
+    finally:
+        drained = pool.stop()
+    stamps = np.array(list(decision_times(settings, count).values()), dtype=float)
+    stages: dict[str, float] = {}
+    for stats in drained:
+        for stage, seconds in stats.stage_seconds.items():
+            stages[stage] = stages.get(stage, 0.0) + seconds
+    return (len(stamps) - 1) / ((stamps.max() - stamps.min()) / 1000), stages
+
+
+def decision_times(settings: Settings, count: int) -> dict[str, int]:
+    """Each transaction's first decision message's timestamp (ms), read from ``decisions``."""
+    kafka = settings.kafka
+    reader = Consumer(
+        {
+            "bootstrap.servers": kafka.bootstrap,
+            "group.id": f"{kafka.group}-reader",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    reader.subscribe([kafka.decisions_topic])
+    seen: dict[str, int] = {}
+    while len(seen) < count:
+        message = reader.poll(5)
+        if message is None:
+            break
+        if message.error() is None:
+            tx = json.loads(message.value())["transaction_id"]
+            seen.setdefault(tx, message.timestamp()[1])
+    reader.close()
+    return seen
+
+
+def latencies(settings: Settings, rate: float, seconds: float, partitions: int) -> np.ndarray:
+    settings = topics_for(settings, partitions)
+    kafka = settings.kafka
+    pool = ConsumerPool(settings)
+    pool.start()
+    try:
+        # A warm-up, so that joining the group and the first graph calls are not measured.
+        warmup = payloads(f"{kafka.group}-warmup", WARMUP)
+        produce(kafka.bootstrap, kafka.transactions_topic, warmup, None)
+        while not consumed(settings):
+            time.sleep(0.2)
+        messages = payloads(kafka.group, int(rate * seconds))
+        stamps = produce(kafka.bootstrap, kafka.transactions_topic, messages, rate)
+        while not consumed(settings):
+            time.sleep(0.2)
+    finally:
+        pool.stop()
+    seen = decision_times(settings, len(stamps) + len(warmup))
+    return np.array([seen[tx] - stamps[tx] for tx in stamps], dtype=float)
+
+
+def model_settings(scratch: Path, tracking_uri: str | None) -> Settings:
+    settings = Settings(
+        data={"raw_dir": scratch / "raw"},
+        mlflow={
+            "tracking_uri": tracking_uri or f"sqlite:///{scratch / 'mlflow.db'}",
+            "artifact_location": str(scratch / "artifacts"),
+        },
+        split={"train_days": 14},
+        training={"num_boost_round": 60, "families": ["xgboost"], "trials": 1},
+        decisions={"url": f"sqlite:///{scratch / 'decisions.db'}"},
+    )
+    if tracking_uri is None:
+        write_simulation(
+            SimulatorSettings(customers=400, terminals=800, days=90), settings.data.raw_dir
+        )
+        train(settings, settings.data.raw_dir, trials=1)
+    return settings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--transactions", type=int, default=50_000)
+    parser.add_argument("--pool-size", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--grid-transactions", type=int, default=10_000)
+    parser.add_argument("--tracking-uri", help="a registry with a champion (default: train one)")
+    parser.add_argument("--decisions", help="decision log URL (default: SQLite in scratch)")
+    options = parser.parse_args()
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    with tempfile.TemporaryDirectory(prefix="bench-stream-") as folder:
+        scratch = Path(folder)
+        ray.init(include_dashboard=False, log_to_driver=False)
+        with broker(scratch) as bootstrap:
+            settings = model_settings(scratch, options.tracking_uri)
+            updates = {"kafka": settings.kafka.model_copy(update={"bootstrap": bootstrap})}
+            if options.decisions:
+                updates["decisions"] = settings.decisions.model_copy(
+                    update={"url": options.decisions}
+                )
+            settings = settings.model_copy(update=updates)
+            serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
+            serve.run(build_graph(settings), name=settings.serving.app_name, route_prefix="/")
+
+            load = os.getloadavg()[0]
+            rate, stages = max_rate(
+                settings,
+                options.transactions,
+                options.pool_size,
+                options.batch_size,
+                options.partitions,
+            )
+            print(f"max rate {rate:,.0f} tx/s", flush=True)
+            lat = latencies(
+                settings.model_copy(
+                    update={
+                        "kafka": settings.kafka.model_copy(
+                            update={
+                                "pool_size": options.pool_size,
+                                "batch_size": options.batch_size,
+                            }
+                        )
+                    }
+                ),
+                rate / 2,
+                options.latency_seconds,
+                options.partitions,
+            )
+            p50, p99 = np.percentile(lat, [50, 99])
+            print(
+                f"latency at {rate / 2:,.0f} tx/s: p50 {p50:.0f} ms, p99 {p99:.0f} ms", flush=True
+            )
+            grid = []
+            for pool_size in (1, 2, 4):
+                for batch in (250, 1000, 4000):
+                    measured, _ = max_rate(
+                        settings, options.grid_transactions, pool_size, batch, options.partitions
+                    )
+                    print(f"pool {pool_size} batch {batch}: {measured:,.0f} tx/s", flush=True)
+                    grid.append((pool_size, batch, measured))
+            serve.shutdown()
+        ray.shutdown()
+
+    rows = "\n".join(f"| {p} | {b:,} | {r:,.0f} |" for p, b, r in grid)
+    busy = sum(stages.values())
+    where = "\n".join(
+        f"| {stage} | {seconds:,.1f} | {seconds / busy:.0%} |" for stage, seconds in stages.items()
+    )
+    write_section(
+        "stream",
+        f"""## Streaming: Kafka -> consumer pool -> Serve graph -> Kafka
+
+{options.transactions:,} transactions backlogged on {options.partitions} partitions, pool of
+{options.pool_size} consumers, batches of {options.batch_size:,}, decision log
+{"on " + options.decisions.split(":")[0] if options.decisions else "on SQLite"}:
+
+| figure | measured | goal |
+|---|---|---|
+| sustained transactions/s, `transactions` -> `decisions` (and log, and commit) | {rate:,.0f} | >= 20,000 |
+| end-to-end latency p50 at {rate / 2:,.0f} tx/s (50% of max) | {p50:,.0f} ms | |
+| end-to-end latency p99 at {rate / 2:,.0f} tx/s | {p99:,.0f} ms | < 1,000 ms |
+
+Where the consumers' time went during the maximum-rate run (seconds summed over consumers;
+`graph` is the Serve graph call, including moving the batch there and the decisions back):
+
+| step | seconds | share |
+|---|---|---|
+{where}
+
+The machine's 1-minute load average when the run started was {load:.1f} on {os.cpu_count()} cores
+(other work shares it), so these figures are a floor for an idle machine.
+
+Pool size against batch size ({options.grid_transactions:,} backlogged transactions each):
+
+| consumers | batch | transactions/s |
+|---|---|---|
+{rows}
+""",
+    )
+
+
+if __name__ == "__main__":
+    main()

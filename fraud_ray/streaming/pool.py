@@ -1,0 +1,195 @@
+"""The ingestion pool: Ray actors, one Kafka consumer each, all in one group, feeding the Serve graph.
+
+Each ``Consumer`` runs a ``StreamLoop`` on a thread of its own, so the actor still answers
+``stats`` and ``drain`` while it consumes. Ray restarts an actor that dies (``max_restarts=-1``):
+the new one joins the group again and resumes from the committed offsets, so a crash costs a replay,
+never a transaction. The ``ConsumerPool`` on the driver starts, resizes and drains them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+# By module, not by name: Ray pickles the actor class by value, and cloudpickle then mistakes
+# an imported class named Consumer for the actor class of the same name.
+import confluent_kafka
+import ray
+from ray import serve
+from ray.exceptions import ActorUnavailableError
+from ray.serve.exceptions import RayServeException
+
+from fraud_ray.decision_log import DecisionLog, absolute_url
+from fraud_ray.schema import Decision, Transaction
+from fraud_ray.settings import Settings
+from fraud_ray.streaming.clients import consumer_config, producer_config
+from fraud_ray.streaming.loop import LoopStats, StreamLoop
+from fraud_ray.streaming.metrics import PoolMetrics
+
+logger = logging.getLogger(__name__)
+
+
+@ray.remote(max_restarts=-1, max_task_retries=0)
+class Consumer:
+    """One member of the consumer group, in pool slot ``slot``."""
+
+    def __init__(self, settings: Settings, slot: int) -> None:
+        kafka = settings.kafka
+        self.slot = slot
+        self.consumer = confluent_kafka.Consumer(consumer_config(kafka))
+        self.producer = confluent_kafka.Producer(producer_config(kafka, slot))
+        if kafka.exactly_once:
+            self.producer.init_transactions(kafka.delivery_timeout_s)
+        self.graph = serve.get_app_handle(settings.serving.app_name)
+        self.log = DecisionLog(settings.decisions.url)
+        self.loop = StreamLoop(
+            self.consumer,
+            self.producer,
+            self._decide,
+            self.log.write,
+            kafka,
+            PoolMetrics(kafka.group, slot),
+        )
+        self.timeout_s = kafka.graph_timeout_s
+        self.consumer.subscribe([kafka.transactions_topic])
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"consumer-{slot}", daemon=True)
+        self._thread.start()
+
+    def _decide(self, transactions: list[Transaction]) -> list[Decision]:
+        """The graph answers ``Decision``-shaped dicts (cheap to build and to pickle); the loop
+        works on typed decisions."""
+        records = self.graph.decide.remote(transactions).result(timeout_s=self.timeout_s)
+        return [Decision.model_validate(record) for record in records]
+
+    def _run(self) -> None:
+        try:
+            self.loop.run(self._stopping.is_set)
+            self.producer.flush(self.loop.settings.delivery_timeout_s)
+            self.consumer.close()
+            self.log.close()
+        except BaseException:
+            # The loop is the actor's whole job; a loop that died would leave a live actor holding
+            # partitions it never reads. Ending the process lets Ray restart it from the commit.
+            logger.exception("consumer %d failed; exiting so that Ray restarts it", self.slot)
+            os._exit(1)
+        finally:
+            self._stopped.set()
+
+    def ready(self) -> int:
+        return self.slot
+
+    def stats(self) -> LoopStats:
+        return self.loop.stats
+
+    def drain(self, timeout_s: float) -> LoopStats:
+        """Stop polling, finish and commit the batch in hand, leave the group, close."""
+        self._stopping.set()
+        if not self._stopped.wait(timeout_s):
+            raise TimeoutError(f"consumer {self.slot} did not drain within {timeout_s} s")
+        return self.loop.stats
+
+
+class ConsumerPool:
+    """N ``Consumer`` actors in slots 0..N-1; ``resize`` adds or drains the highest slots."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = streaming_settings(settings)
+        self.actors: list[Any] = []
+
+    @property
+    def size(self) -> int:
+        return len(self.actors)
+
+    def start(self, size: int | None = None) -> None:
+        self.resize(self.settings.kafka.pool_size if size is None else size)
+
+    def resize(self, size: int) -> list[LoopStats]:
+        """Start consumers in the new slots, or drain those past ``size``; returns the drained
+        consumers' final stats."""
+        if size < 0:
+            raise ValueError(f"a pool has 0 or more consumers, not {size}")
+        kafka = self.settings.kafka
+        added = [
+            Consumer.options(num_cpus=kafka.consumer_cpus).remote(self.settings, slot)  # type: ignore[attr-defined]
+            for slot in range(len(self.actors), size)
+        ]
+        leaving = self.actors[size:]
+        self.actors = self.actors[:size] + added
+        ray.get([actor.ready.remote() for actor in added])
+        # All asked at once, so the consumers finish their batches side by side.
+        asked = [actor.drain.remote(kafka.drain_timeout_s) for actor in leaving]
+        drained = [self._drain(actor, ref) for actor, ref in zip(leaving, asked, strict=True)]
+        for actor in leaving:
+            ray.kill(actor, no_restart=True)
+        return drained
+
+    def _drain(self, actor: Any, asked: Any) -> LoopStats:
+        """The drained consumer's stats; one that Ray is restarting is asked again until it is
+        back, since it may hold partitions and must leave the group cleanly like the others."""
+        kafka = self.settings.kafka
+        deadline = time.monotonic() + kafka.drain_timeout_s
+        while True:
+            try:
+                return ray.get(asked)
+            except ActorUnavailableError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(kafka.retry_backoff_s)
+                asked = actor.drain.remote(kafka.drain_timeout_s)
+
+    def stats(self) -> list[LoopStats]:
+        return ray.get([actor.stats.remote() for actor in self.actors])
+
+    def stop(self) -> list[LoopStats]:
+        """Drain every consumer: each finishes and commits its batch before it goes."""
+        return self.resize(0)
+
+
+def streaming_settings(settings: Settings) -> Settings:
+    """Settings for actors that run in other working directories: a relative SQLite decision log
+    would name another file there."""
+    decisions = settings.decisions.model_copy(update={"url": absolute_url(settings.decisions.url)})
+    return settings.model_copy(update={"decisions": decisions})
+
+
+def run_until_signalled(
+    settings: Settings,
+    report: Callable[[list[LoopStats]], None],
+    report_every_s: float,
+) -> list[LoopStats]:
+    """Run a pool until SIGTERM or SIGINT, then drain it: every batch in hand is finished and
+    committed before the consumers leave. ``report`` gets the consumers' stats now and then."""
+    graph = settings.serving.app_name
+    try:
+        serve.get_app_handle(graph)
+    except RayServeException as error:
+        raise GraphNotRunning(
+            f"no Serve application {graph!r} in this Ray cluster ({error}); start it first: "
+            "serve run serve_app:graph"
+        ) from None
+    stop = threading.Event()
+    previous = {
+        signum: signal.signal(signum, lambda *_: stop.set())
+        for signum in (signal.SIGTERM, signal.SIGINT)
+    }
+    pool = ConsumerPool(settings)
+    try:
+        pool.start()
+        while not stop.wait(report_every_s):
+            report(pool.stats())
+    finally:
+        final = pool.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return final
+
+
+class GraphNotRunning(RuntimeError):
+    """The Serve application the pool would feed is not there."""

@@ -1,0 +1,571 @@
+"""The ingestion pool end to end: a real Kafka broker, real Ray actors, the real Serve graph and a
+real PostgreSQL decision log. Nothing here is a mock.
+
+One Serve application serves the module. Every test writes its own topics, consumer group and
+transaction/card/terminal id prefix, so tests share the graph's feature state and the decision
+log without seeing each other's transactions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import ray
+import sqlalchemy as sa
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from ray import serve
+
+from fraud_ray.decision_log import DecisionLog, decisions_table
+from fraud_ray.model import FraudModel
+from fraud_ray.schema import TRANSACTION_ID
+from fraud_ray.serving.graph import build_graph
+from fraud_ray.settings import KafkaSettings, Settings
+from fraud_ray.streaming.codec import decode_decision, header_map
+from fraud_ray.streaming.pool import ConsumerPool
+
+from ..conftest import ensure_ray, free_port
+from .conftest import KafkaBroker
+
+# The issue asks for 50,000; on two cores shared by the broker, PostgreSQL, Ray and the graph
+# three such runs would take the module past its budget, so the tests stream fewer and
+# bench/stream.py streams 50,000 (docs/benchmarks.md).
+TRANSACTIONS = 10_000
+# Only a bound against a hung test, never a figure that is checked.
+DEADLINE_S = 300.0
+START = datetime(2025, 6, 2, 8, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    settings: Settings
+
+
+@pytest.fixture(scope="module")
+def served(
+    training_run: tuple, champion: FraudModel, kafka_broker: KafkaBroker, postgres_url: str
+) -> Iterator[Served]:
+    settings, _ = training_run
+    settings = settings.model_copy(
+        update={
+            "decisions": settings.decisions.model_copy(update={"url": postgres_url}),
+            "kafka": settings.kafka.model_copy(
+                update={"bootstrap": kafka_broker.bootstrap, "consumer_cpus": 0.2}
+            ),
+        }
+    )
+    ensure_ray()
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(build_graph(settings), name=settings.serving.app_name, route_prefix="/")
+    yield Served(f"http://127.0.0.1:{port}", settings)
+    serve.shutdown()
+
+
+@dataclass(frozen=True)
+class Stream:
+    """The topics, group and id prefix of one test, and the settings that name them."""
+
+    prefix: str
+    settings: Settings
+
+    @property
+    def kafka(self) -> KafkaSettings:
+        return self.settings.kafka
+
+
+def stream_for(served: Served, partitions: int = 4, **kafka: object) -> Stream:
+    prefix = f"s{uuid.uuid4().hex[:8]}"
+    names = {
+        "transactions_topic": f"{prefix}.transactions",
+        "decisions_topic": f"{prefix}.decisions",
+        "alerts_topic": f"{prefix}.alerts",
+        "dlq_topic": f"{prefix}.transactions.dlq",
+        "group": f"{prefix}-group",
+    }
+    settings = served.settings.model_copy(
+        update={"kafka": served.settings.kafka.model_copy(update={**names, **kafka})}
+    )
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap})
+    futures = admin.create_topics([NewTopic(names["transactions_topic"], partitions, 1)])
+    for future in futures.values():
+        future.result(timeout=60)
+    return Stream(prefix, settings)
+
+
+def transactions(prefix: str, count: int, cards: int = 300, seed: int = 0) -> list[dict]:
+    """A day of payments on ``cards`` cards, a few of them large enough to be alerts."""
+    rng = np.random.default_rng(seed)
+    amounts = np.where(
+        rng.random(count) < 0.03, rng.uniform(400, 2000, count), rng.gamma(2, 25, count)
+    )
+    return [
+        {
+            "transaction_id": f"{prefix}-tx-{i}",
+            "timestamp": (START + timedelta(seconds=3 * i)).isoformat(),
+            "card_id": f"{prefix}-card-{i % cards}",
+            "terminal_id": f"{prefix}-terminal-{(7 * i) % (2 * cards)}",
+            "amount": round(float(amounts[i]) + 0.01, 2),
+        }
+        for i in range(count)
+    ]
+
+
+def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> list[Message]:
+    """Produce keyed messages and return their delivery reports, in the order produced."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    reports: list[Message] = []
+    errors: list[KafkaError] = []
+
+    def delivered(error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            errors.append(error)
+        reports.append(message)
+
+    for key, value in messages:
+        producer.produce(topic, value=value, key=key, on_delivery=delivered)
+        producer.poll(0)
+    assert producer.flush(60) == 0
+    assert errors == []
+    return reports
+
+
+def produce_transactions(stream: Stream, batch: list[dict]) -> None:
+    produce(
+        stream.kafka.bootstrap,
+        stream.kafka.transactions_topic,
+        [(t["card_id"].encode(), json.dumps(t).encode()) for t in batch],
+    )
+
+
+def group_positions(stream: Stream) -> tuple[dict[int, int], dict[int, int]]:
+    """The group's committed offset and the end offset of each input partition."""
+    kafka = stream.kafka
+    reader = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": kafka.group})
+    try:
+        metadata = reader.list_topics(kafka.transactions_topic, timeout=30)
+        partitions = [
+            TopicPartition(kafka.transactions_topic, p)
+            for p in metadata.topics[kafka.transactions_topic].partitions
+        ]
+        # Nothing committed yet reads as the start: an empty partition is consumed.
+        committed = {
+            tp.partition: max(tp.offset, 0) for tp in reader.committed(partitions, timeout=30)
+        }
+        ends = {tp.partition: reader.get_watermark_offsets(tp, timeout=30)[1] for tp in partitions}
+    finally:
+        reader.close()
+    return committed, ends
+
+
+def wait_until_consumed(stream: Stream) -> dict[int, int]:
+    """Wait until the group has committed every partition to its end; returns the end offsets."""
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        try:
+            committed, ends = group_positions(stream)
+        except Exception:  # the broker restarting under a test: ask again
+            committed, ends = {}, {None: 0}
+        if committed == ends:
+            return ends
+        assert time.monotonic() < deadline, f"not consumed: committed {committed}, ends {ends}"
+        time.sleep(0.5)
+
+
+def logged_ids(log_url: str, prefix: str) -> list[str]:
+    log = DecisionLog(log_url)
+    try:
+        with log.engine.connect() as connection:
+            column = decisions_table.c[TRANSACTION_ID]
+            return list(
+                connection.execute(sa.select(column).where(column.like(f"{prefix}-%"))).scalars()
+            )
+    finally:
+        log.close()
+
+
+def wait_for_logged(log_url: str, prefix: str, count: int) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while len(logged_ids(log_url, prefix)) < count:
+        assert time.monotonic() < deadline, f"fewer than {count} decisions logged"
+        time.sleep(0.2)
+
+
+def read_topic(
+    bootstrap: str, topic: str, until_distinct: int, committed_only: bool = False
+) -> list[Message]:
+    """Every message of ``topic`` from the start: read until ``until_distinct`` distinct keys of
+    transaction ids are seen, then on until the partitions' ends, so duplicates are seen too."""
+    reader = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed" if committed_only else "read_uncommitted",
+        }
+    )
+    reader.subscribe([topic])
+    messages: list[Message] = []
+    seen: set[str] = set()
+    deadline = time.monotonic() + DEADLINE_S
+    quiet_since: float | None = None
+    try:
+        while True:
+            message = reader.poll(0.5)
+            if message is None or message.error() is not None:
+                if len(seen) >= until_distinct:
+                    quiet_since = quiet_since or time.monotonic()
+                    # Past the last message: three quiet seconds after every id was seen.
+                    if time.monotonic() - quiet_since > 3:
+                        return messages
+                assert time.monotonic() < deadline, f"{len(seen)} of {until_distinct} in {topic}"
+                continue
+            quiet_since = None
+            messages.append(message)
+            seen.add(decode_decision(message.value()).transaction_id)
+    finally:
+        reader.close()
+
+
+def assert_nothing_lost(stream: Stream, sent: list[dict], log_url: str) -> list[Message]:
+    ids = {t["transaction_id"] for t in sent}
+    logged = logged_ids(log_url, stream.prefix)
+    assert len(logged) == len(set(logged)) == len(ids), "one row per transaction"
+    assert set(logged) == ids
+    committed, ends = group_positions(stream)
+    assert committed == ends
+    decisions = read_topic(stream.kafka.bootstrap, stream.kafka.decisions_topic, len(ids))
+    assert {decode_decision(m.value()).transaction_id for m in decisions} == ids
+    return decisions
+
+
+def test_a_killed_consumer_loses_nothing(served: Served) -> None:
+    stream = stream_for(served, pool_size=2)
+    sent = transactions(stream.prefix, TRANSACTIONS)
+    pool = ConsumerPool(stream.settings)
+    pool.start()
+    try:
+        produce_transactions(stream, sent)
+        wait_for_logged(served.settings.decisions.url, stream.prefix, TRANSACTIONS // 3)
+        ray.kill(pool.actors[0], no_restart=False)
+        wait_until_consumed(stream)
+    finally:
+        pool.stop()
+    decisions = assert_nothing_lost(stream, sent, served.settings.decisions.url)
+    headers = header_map(decisions[0].headers())
+    assert headers["model.name"] == "fraud-test" and headers["model.version"]
+
+
+def test_a_broker_restart_loses_nothing(served: Served, kafka_broker: KafkaBroker) -> None:
+    stream = stream_for(served, pool_size=2)
+    sent = transactions(stream.prefix, TRANSACTIONS, seed=1)
+    pool = ConsumerPool(stream.settings)
+    pool.start()
+    try:
+        produce_transactions(stream, sent)
+        wait_for_logged(served.settings.decisions.url, stream.prefix, TRANSACTIONS // 3)
+        kafka_broker.stop()
+        kafka_broker.start()
+        wait_until_consumed(stream)
+    finally:
+        pool.stop()
+    assert_nothing_lost(stream, sent, served.settings.decisions.url)
+
+
+def test_exactly_once_a_committed_reader_sees_each_decision_once(served: Served) -> None:
+    stream = stream_for(served, pool_size=2, exactly_once=True)
+    sent = transactions(stream.prefix, TRANSACTIONS, seed=2)
+    pool = ConsumerPool(stream.settings)
+    pool.start()
+    try:
+        produce_transactions(stream, sent)
+        wait_for_logged(served.settings.decisions.url, stream.prefix, TRANSACTIONS // 3)
+        ray.kill(pool.actors[1], no_restart=False)
+        wait_until_consumed(stream)
+    finally:
+        pool.stop()
+    ids = [t["transaction_id"] for t in sent]
+    decisions = read_topic(
+        stream.kafka.bootstrap, stream.kafka.decisions_topic, len(ids), committed_only=True
+    )
+    received = [decode_decision(m.value()).transaction_id for m in decisions]
+    assert sorted(received) == sorted(ids), "each transaction exactly once"
+    assert set(logged_ids(served.settings.decisions.url, stream.prefix)) == set(ids)
+
+
+POISON = {
+    "not json": (b"{not json", "Invalid JSON"),
+    "not an object": (b'["a", 1]', "Input should be an object"),
+    "missing field": (
+        b'{"transaction_id": "x", "timestamp": "2025-06-02T08:00:00Z"}',
+        "amount: Field required",
+    ),
+    "negative amount": (
+        b'{"transaction_id": "x", "timestamp": "2025-06-02T08:00:00Z", "amount": -5}',
+        "amount: Input should be greater than 0",
+    ),
+    "nan amount": (
+        b'{"transaction_id": "x", "timestamp": "2025-06-02T08:00:00Z", "amount": NaN}',
+        "amount: Input should be a finite number",
+    ),
+    "unknown field": (
+        b'{"transaction_id": "x", "timestamp": "2025-06-02T08:00:00Z", "amount": 5, "pin": 1}',
+        "pin: Extra inputs are not permitted",
+    ),
+    "bad timestamp": (
+        b'{"transaction_id": "x", "timestamp": "not a time", "amount": 5}',
+        "timestamp: Input should be a valid datetime",
+    ),
+}
+
+
+def test_poison_goes_to_the_dead_letter_topic_and_its_neighbours_are_scored(
+    served: Served,
+) -> None:
+    stream = stream_for(served, pool_size=1, partitions=2)
+    valid = transactions(stream.prefix, 3 * len(POISON) + 3, cards=1, seed=3)
+    key = valid[0]["card_id"].encode()  # one card: one partition, poison between neighbours
+    messages: list[tuple[bytes, bytes]] = []
+    for i, (value, _) in enumerate(POISON.values()):
+        messages += [(key, json.dumps(t).encode()) for t in valid[3 * i : 3 * i + 3]]
+        messages.append((key, value))
+    messages += [(key, json.dumps(t).encode()) for t in valid[-3:]]
+    reports = produce(stream.kafka.bootstrap, stream.kafka.transactions_topic, messages)
+    origin = {m.value(): (m.partition(), m.offset()) for m in reports}
+    pool = ConsumerPool(stream.settings)
+    pool.start()
+    try:
+        wait_until_consumed(stream)
+    finally:
+        pool.stop()
+
+    reader = Consumer(
+        {
+            "bootstrap.servers": stream.kafka.bootstrap,
+            "group.id": f"reader-{stream.prefix}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    reader.subscribe([stream.kafka.dlq_topic])
+    dead: list[Message] = []
+    deadline = time.monotonic() + DEADLINE_S
+    while len(dead) < len(POISON) and time.monotonic() < deadline:
+        message = reader.poll(0.5)
+        if message is not None and message.error() is None:
+            dead.append(message)
+    reader.close()
+    assert len(dead) == len(POISON)
+    for message, (value, error) in zip(dead, POISON.values(), strict=True):
+        headers = header_map(message.headers())
+        assert message.value() == value
+        assert error in headers["error"]
+        assert headers["source.topic"] == stream.kafka.transactions_topic
+        partition, offset = origin[value]
+        assert (int(headers["source.partition"]), int(headers["source.offset"])) == (
+            partition,
+            offset,
+        )
+    assert set(logged_ids(served.settings.decisions.url, stream.prefix)) == {
+        t["transaction_id"] for t in valid
+    }
+
+
+def test_every_partition_is_consumed_while_the_pool_grows_and_shrinks(served: Served) -> None:
+    stream = stream_for(served, pool_size=1, partitions=6)
+    waves = [transactions(f"{stream.prefix}-w{i}", 1000, seed=10 + i) for i in range(3)]
+    pool = ConsumerPool(stream.settings)
+    pool.start()
+    try:
+        for wave, size in zip(waves, (1, 3, 2), strict=True):
+            pool.resize(size)
+            assert pool.size == size
+            produce_transactions(stream, wave)
+            ends = wait_until_consumed(stream)
+        assert len(ends) == 6 and all(end > 0 for end in ends.values())
+        assert sum(s.decided for s in pool.stats()) > 0
+    finally:
+        pool.stop()
+    logged = set(logged_ids(served.settings.decisions.url, stream.prefix))
+    assert logged == {t["transaction_id"] for wave in waves for t in wave}
+
+
+def test_stream_decisions_equal_the_batch_endpoint(served: Served) -> None:
+    """The stream and ``POST /api/v1/predict/batch`` must decide the same transaction the same way.
+
+    The graph's online feature state is shared: sending the same transactions twice would make
+    the second copy see the first as its card's history. So the HTTP copy goes under other card,
+    terminal and transaction ids, with identical times and amounts: both copies then have
+    identical histories, hence identical features, and must get identical probabilities, actions,
+    costs and reasons. Per card, the order is the same (Kafka keeps a key's order in its
+    partition; the HTTP batch is in time order); how the stream cuts batches does not matter,
+    because the online features are incremental.
+    """
+    stream = stream_for(served, pool_size=2)
+    sent = transactions(stream.prefix, 600, cards=20, seed=4)
+    produce_transactions(stream, sent)
+    pool = ConsumerPool(stream.settings)
+    pool.start()
+    try:
+        wait_until_consumed(stream)
+    finally:
+        pool.stop()
+    streamed = {
+        decision.transaction_id: decision
+        for decision in (
+            decode_decision(m.value())
+            for m in read_topic(stream.kafka.bootstrap, stream.kafka.decisions_topic, len(sent))
+        )
+    }
+    twin = f"{stream.prefix}http"
+    copies = [
+        t
+        | {
+            "transaction_id": t["transaction_id"].replace(stream.prefix, twin),
+            "card_id": t["card_id"].replace(stream.prefix, twin),
+            "terminal_id": t["terminal_id"].replace(stream.prefix, twin),
+        }
+        for t in sent
+    ]
+    with httpx.Client(base_url=served.url, timeout=60) as client:
+        answer = client.post("/api/v1/predict/batch", json={"transactions": copies})
+    assert answer.status_code == 200, answer.text
+    alerts = 0
+    for original, over_http in zip(sent, answer.json()["decisions"], strict=True):
+        from_stream = streamed[original["transaction_id"]]
+        assert from_stream.fraud_probability == over_http["fraud_probability"]
+        assert from_stream.decision.value == over_http["decision"]
+        assert from_stream.expected_cost == over_http["expected_cost"]
+        assert [r.model_dump() for r in from_stream.reasons] == over_http["reasons"]
+        alerts += from_stream.decision.value != "approve"
+    assert alerts > 0, "the comparison must cover alerts too"
+
+
+def test_the_alert_and_decision_endpoints_read_the_log(served: Served) -> None:
+    stream = stream_for(served, pool_size=1)
+    sent = transactions(stream.prefix, 400, seed=5)
+    produce_transactions(stream, sent)
+    pool = ConsumerPool(stream.settings)
+    pool.start()
+    try:
+        wait_until_consumed(stream)
+    finally:
+        pool.stop()
+    log = DecisionLog(served.settings.decisions.url)
+    with httpx.Client(base_url=served.url, timeout=60) as client:
+        first = client.get("/api/v1/alerts", params={"limit": 3}).json()
+        second = client.get("/api/v1/alerts", params={"limit": 3, "before": first["next"]}).json()
+        one = sent[0]["transaction_id"]
+        found = client.get(f"/api/v1/decisions/{one}")
+        missing = client.get(f"/api/v1/decisions/{stream.prefix}-never-sent")
+        bad_cursor = client.get("/api/v1/alerts", params={"before": "nonsense"})
+    try:
+        expected = log.alerts(6)
+        assert [a["decision"]["transaction_id"] for a in first["alerts"] + second["alerts"]] == [
+            a.transaction_id for a in expected
+        ]
+        assert all(a["decision"]["decision"] != "approve" for a in first["alerts"])
+        assert found.status_code == 200
+        logged = log.get(one)
+        assert logged is not None
+        assert found.json()["decision"]["fraud_probability"] == logged.decision.fraud_probability
+        assert found.json()["card_id"] == sent[0]["card_id"]
+    finally:
+        log.close()
+    assert missing.status_code == 404 and "never-sent" in missing.json()["message"]
+    assert bad_cursor.status_code == 422 and "before" in bad_cursor.json()["message"]
+
+
+def test_ingest_command_drains_on_sigterm(served: Served) -> None:
+    """``python ingest.py`` joins the running Ray and Serve app, and SIGTERM ends it cleanly."""
+    stream = stream_for(served)
+    sent = transactions(stream.prefix, 500, seed=6)
+    produce_transactions(stream, sent)
+    kafka = stream.kafka
+    env = {
+        **os.environ,
+        "RAY_ADDRESS": ray.get_runtime_context().gcs_address,
+        "FRAUD_RAY_DECISIONS_URL": served.settings.decisions.url,
+        "FRAUD_RAY_KAFKA_DECISIONS_TOPIC": kafka.decisions_topic,
+        "FRAUD_RAY_KAFKA_ALERTS_TOPIC": kafka.alerts_topic,
+        "FRAUD_RAY_KAFKA_DLQ_TOPIC": kafka.dlq_topic,
+        "FRAUD_RAY_KAFKA_CONSUMER_CPUS": "0.2",
+    }
+    command = [
+        sys.executable,
+        str(ROOT / "ingest.py"),
+        "--bootstrap",
+        kafka.bootstrap,
+        "--topic",
+        kafka.transactions_topic,
+        "--group",
+        kafka.group,
+        "--pool-size",
+        "1",
+        "--app-name",
+        served.settings.serving.app_name,
+        "--report-every",
+        "1",
+    ]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_until_consumed(stream)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=DEADLINE_S)
+    text = output.decode()
+    assert process.returncode == 0, text
+    assert "drained" in text and "500 decided" in text
+    assert set(logged_ids(served.settings.decisions.url, stream.prefix)) == {
+        t["transaction_id"] for t in sent
+    }
+
+
+def test_lag_and_throughput_are_exported_to_prometheus(served: Served) -> None:
+    """The metric names the README documents are what Ray's metrics agent serves."""
+    stream = stream_for(served, pool_size=1)
+    produce_transactions(stream, transactions(stream.prefix, 300, seed=7))
+    pool = ConsumerPool(stream.settings)
+    pool.start()
+    try:
+        wait_until_consumed(stream)
+        port = next(node["MetricsExportPort"] for node in ray.nodes() if node["Alive"])
+        wanted = {
+            "ray_fraud_ray_consumer_lag",
+            "ray_fraud_ray_stream_events_per_second",
+            "ray_fraud_ray_stream_transactions_total",
+            "ray_fraud_ray_stream_alerts_total",
+            "ray_fraud_ray_stream_batch_seconds",
+        }
+        topic = f'topic="{stream.kafka.transactions_topic}"'
+        deadline = time.monotonic() + DEADLINE_S
+        while True:
+            # Ray exports every few seconds: wait for this test's own lag, not an earlier test's.
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+            exported = {line.split("{")[0] for line in text.splitlines() if "fraud_ray" in line}
+            lag_lines = [
+                line for line in text.splitlines() if line.startswith("ray_fraud_ray_consumer_lag")
+            ]
+            ours = any(topic in line for line in lag_lines)
+            if (wanted <= exported and ours) or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+    finally:
+        pool.stop()
+    assert wanted <= exported, f"missing {wanted - exported}; exported {sorted(exported)}"
+    assert ours, f"no lag of {topic} among {lag_lines}"

@@ -1,0 +1,424 @@
+"""The streaming loop's logic without Ray or Kafka: parsing, ordering of writes, commits, retries.
+
+The Kafka clients are replaced by in-memory stand-ins that record what the loop asked of them; the
+real clients, broker and graph are exercised in tests/integration/test_streaming.py.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from fraud_ray.decision_log import AlertCursor
+from fraud_ray.schema import Action, Decision, ModelRef, Transaction
+from fraud_ray.serving.api import decode_cursor, encode_cursor
+from fraud_ray.settings import KafkaSettings
+from fraud_ray.streaming.clients import consumer_config, producer_config, transactional_id
+from fraud_ray.streaming.codec import (
+    Rejected,
+    dead_letter_headers,
+    decision_headers,
+    decode_decision,
+    encode_decision,
+    header_map,
+    parse_transaction,
+)
+from fraud_ray.streaming.loop import StreamLoop, first_offsets, next_offsets
+
+WHEN = "2025-06-02T14:00:00Z"
+
+
+def body(tx: str = "t1", **fields: object) -> dict[str, object]:
+    return {
+        "transaction_id": tx,
+        "timestamp": WHEN,
+        "card_id": "c1",
+        "terminal_id": "m1",
+        "amount": 12.5,
+    } | fields
+
+
+def encoded(payload: object) -> bytes:
+    return json.dumps(payload).encode()
+
+
+POISON = {
+    "not json": (b"{not json", "Invalid JSON"),
+    "not an object": (b"[1, 2]", "Input should be an object"),
+    "missing field": (
+        encoded({k: v for k, v in body().items() if k != "card_id"} | {"amount": 1}),
+        None,
+    ),
+    "no transaction id": (
+        encoded({k: v for k, v in body().items() if k != "transaction_id"}),
+        "transaction_id: Field required",
+    ),
+    "negative amount": (encoded(body(amount=-3)), "amount: Input should be greater than 0"),
+    "nan amount": (
+        b'{"transaction_id": "t", "timestamp": "2025-06-02T14:00:00Z", "amount": NaN}',
+        "amount: Input should be a finite number",
+    ),
+    "unknown field": (encoded(body(colour="red")), "colour: Extra inputs are not permitted"),
+    "bad timestamp": (encoded(body(timestamp="yesterday")), "timestamp: Input should be a valid"),
+    "no value": (None, "empty message"),
+}
+
+
+@pytest.mark.parametrize("name", [name for name, (_, e) in POISON.items() if e is not None])
+def test_poison_is_rejected_naming_the_field(name: str) -> None:
+    value, expected = POISON[name]
+    parsed = parse_transaction(value)
+    assert isinstance(parsed, Rejected)
+    assert expected in parsed.error
+
+
+def test_card_is_optional_so_a_transaction_without_it_parses() -> None:
+    parsed = parse_transaction(POISON["missing field"][0])
+    assert isinstance(parsed, Transaction) and parsed.card_id is None
+
+
+def test_a_valid_message_is_a_transaction() -> None:
+    parsed = parse_transaction(encoded(body(amount=7)))
+    assert isinstance(parsed, Transaction)
+    assert parsed.amount == 7 and parsed.timestamp == datetime(2025, 6, 2, 14, tzinfo=UTC)
+
+
+def decision(tx: str, action: Action = Action.APPROVE) -> Decision:
+    return Decision(
+        transaction_id=tx,
+        fraud_probability=0.9 if action != Action.APPROVE else 0.01,
+        decision=action,
+        expected_cost=1.0,
+        model=ModelRef(name="fraud-test", version="3"),
+        scored_at=datetime(2025, 6, 2, tzinfo=UTC),
+        latency_ms=2.0,
+    )
+
+
+def test_decisions_round_trip_and_carry_the_model_in_headers() -> None:
+    made = decision("t1", Action.REVIEW)
+    assert decode_decision(encode_decision(made)) == made
+    assert header_map(decision_headers(made)) == {"model.name": "fraud-test", "model.version": "3"}
+
+
+def test_dead_letter_headers_say_what_and_where() -> None:
+    headers = header_map(dead_letter_headers(Rejected("amount: bad"), "transactions", 3, 41))
+    assert headers == {
+        "error": "amount: bad",
+        "source.topic": "transactions",
+        "source.partition": "3",
+        "source.offset": "41",
+    }
+
+
+# ---- the loop, against in-memory stand-ins for the consumer, the producer and the graph ----
+
+
+@dataclass
+class Message:
+    value_: bytes | None
+    partition_: int
+    offset_: int
+    key_: bytes | None = b"c1"
+    topic_: str = "transactions"
+
+    def error(self) -> KafkaError | None:
+        return None
+
+    def topic(self) -> str:
+        return self.topic_
+
+    def partition(self) -> int:
+        return self.partition_
+
+    def offset(self) -> int:
+        return self.offset_
+
+    def key(self) -> bytes | None:
+        return self.key_
+
+    def value(self) -> bytes | None:
+        return self.value_
+
+
+@dataclass
+class Journal:
+    """Everything the loop did, in order, across the stand-ins."""
+
+    events: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Source:
+    journal: Journal
+    batches: list[list[Message]]
+    committed: dict[tuple[str, int], int] = field(default_factory=dict)
+    seeks: list[TopicPartition] = field(default_factory=list)
+    high: int = 100
+
+    def consume(self, num_messages: int, timeout: float) -> list[Message]:
+        assert num_messages >= 1 and timeout > 0
+        return self.batches.pop(0) if self.batches else []
+
+    def commit(self, *, offsets: list[TopicPartition], asynchronous: bool) -> None:
+        assert asynchronous is False
+        self.journal.events.append("commit")
+        for tp in offsets:
+            self.committed[(tp.topic, tp.partition)] = tp.offset
+
+    def seek(self, partition: TopicPartition) -> None:
+        self.seeks.append(partition)
+
+    def assignment(self) -> list[TopicPartition]:
+        return [TopicPartition("transactions", 0), TopicPartition("transactions", 1)]
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        return [
+            TopicPartition(tp.topic, tp.partition, self.committed.get((tp.topic, tp.partition), 0))
+            for tp in partitions
+        ]
+
+    def get_watermark_offsets(self, partition: TopicPartition, cached: bool) -> tuple[int, int]:
+        return (0, self.high)
+
+    def consumer_group_metadata(self) -> str:
+        return "group-metadata"
+
+
+@dataclass
+class Sink:
+    journal: Journal
+    produced: list[tuple[str, bytes | None, bytes | None, dict[str, str]]] = field(
+        default_factory=list
+    )
+    undelivered: int = 0
+    refuse_commits: list[KafkaError] = field(default_factory=list)
+    transaction_offsets: list[TopicPartition] = field(default_factory=list)
+
+    def produce(
+        self,
+        topic: str,
+        value: Any = None,
+        key: Any = None,
+        headers: Any = None,
+        on_delivery: Any = None,
+    ) -> None:
+        self.produced.append((topic, key, value, header_map(headers)))
+        self.journal.events.append(f"produce {topic}")
+
+    def poll(self, timeout: float) -> int:
+        return 0
+
+    def flush(self, timeout: float) -> int:
+        self.journal.events.append("flush")
+        return self.undelivered
+
+    def begin_transaction(self) -> None:
+        self.journal.events.append("begin")
+
+    def send_offsets_to_transaction(
+        self, positions: Any, group_metadata: Any, timeout: float
+    ) -> None:
+        assert group_metadata == "group-metadata"
+        self.transaction_offsets = positions
+        self.journal.events.append("send offsets")
+
+    def commit_transaction(self, timeout: float) -> None:
+        if self.refuse_commits:
+            raise KafkaException(self.refuse_commits.pop(0))
+        self.journal.events.append("commit transaction")
+
+    def abort_transaction(self, timeout: float) -> None:
+        self.journal.events.append("abort")
+
+
+class Graph:
+    """Declines amounts over 100, approves the rest; can be told to fail its next calls."""
+
+    def __init__(self, journal: Journal, failures: int = 0) -> None:
+        self.journal = journal
+        self.failures = failures
+        self.calls: list[list[str]] = []
+
+    def __call__(self, transactions: list[Transaction]) -> list[Decision]:
+        self.journal.events.append("decide")
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("graph restarting")
+        self.calls.append([t.transaction_id for t in transactions])
+        return [
+            decision(t.transaction_id, Action.DECLINE if t.amount > 100 else Action.APPROVE)
+            for t in transactions
+        ]
+
+
+class Log:
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self.rows: dict[str, str] = {}
+
+    def write(self, decisions: list[Decision], transactions: list[Transaction]) -> int:
+        self.journal.events.append("log")
+        new = [d for d in decisions if d.transaction_id not in self.rows]
+        for d in new:
+            self.rows[d.transaction_id] = d.decision.value
+        return len(new)
+
+
+@dataclass
+class Rig:
+    """A loop and the stand-ins it talks to."""
+
+    loop: StreamLoop
+    journal: Journal
+    source: Source
+    sink: Sink
+    graph: Graph
+    log: Log
+    sleeps: list[float]
+
+
+def rig(batches: list[list[Message]], failures: int = 0, **settings: Any) -> Rig:
+    journal = Journal()
+    source, sink = Source(journal, batches), Sink(journal)
+    graph, log = Graph(journal, failures), Log(journal)
+    sleeps: list[float] = []
+    loop = StreamLoop(
+        source, sink, graph, log.write, KafkaSettings(**settings), sleep=sleeps.append
+    )
+    return Rig(loop, journal, source, sink, graph, log, sleeps)
+
+
+def mixed_batch() -> list[Message]:
+    return [
+        Message(encoded(body("a", amount=20)), 0, 10),
+        Message(b"{oops", 0, 11),
+        Message(encoded(body("b", amount=500, card_id="c2")), 1, 7, key_=b"c2"),
+        Message(encoded(body("c", amount=30)), 0, 12),
+    ]
+
+
+def test_a_batch_is_decided_written_out_and_only_then_committed() -> None:
+    r = rig([mixed_batch()])
+    outcome = r.loop.step()
+
+    assert outcome is not None
+    assert (outcome.decided, outcome.alerts, outcome.dead_lettered) == (3, 1, 1)
+    assert r.graph.calls == [["a", "b", "c"]], "one graph call for the valid messages, in order"
+    topics = [topic for topic, *_ in r.sink.produced]
+    assert topics.count("decisions") == 3 and topics.count("alerts") == 1
+    assert topics.count("transactions.dlq") == 1
+    assert r.journal.events.index("log") < r.journal.events.index("flush")
+    assert r.journal.events[-1] == "commit"
+    assert r.source.committed == {("transactions", 0): 13, ("transactions", 1): 8}
+    assert r.log.rows == {"a": "approve", "b": "decline", "c": "approve"}
+    assert set(outcome.stages) == {"parse", "graph", "produce", "log", "commit"}
+    assert r.loop.stats.stage_seconds.keys() == outcome.stages.keys()
+
+
+def test_outputs_are_keyed_by_card_and_the_dead_letter_names_its_origin() -> None:
+    r = rig([mixed_batch()])
+    r.loop.step()
+    alert = next(p for p in r.sink.produced if p[0] == "alerts")
+    assert alert[1] == b"c2"
+    assert decode_decision(alert[2]).transaction_id == "b"
+    assert alert[3] == {"model.name": "fraud-test", "model.version": "3"}
+    dead = next(p for p in r.sink.produced if p[0] == "transactions.dlq")
+    assert dead[2] == b"{oops"
+    assert dead[3]["source.partition"] == "0" and dead[3]["source.offset"] == "11"
+    assert "Invalid JSON" in dead[3]["error"]
+
+
+def test_a_batch_of_poison_only_is_committed_without_calling_the_graph() -> None:
+    r = rig([[Message(b"x", 2, 5)]])
+    outcome = r.loop.step()
+    assert outcome is not None and outcome.dead_lettered == 1
+    assert r.graph.calls == [] and "decide" not in r.journal.events
+    assert r.source.committed == {("transactions", 2): 6}
+
+
+def test_a_failed_graph_call_rewinds_and_commits_nothing_until_it_succeeds() -> None:
+    batch = mixed_batch()
+    r = rig([batch, batch], failures=1)
+    assert r.loop.step() is None
+    assert r.source.committed == {}
+    assert {(tp.partition, tp.offset) for tp in r.source.seeks} == {(0, 10), (1, 7)}
+    assert r.sleeps == [r.loop.settings.retry_backoff_s]
+    assert r.loop.stats.failed_batches == 1 and "graph restarting" in (
+        r.loop.stats.last_error or ""
+    )
+
+    assert r.loop.step() is not None
+    assert r.source.committed == {("transactions", 0): 13, ("transactions", 1): 8}
+
+
+def test_undelivered_output_is_not_committed() -> None:
+    r = rig([mixed_batch()])
+    r.sink.undelivered = 2
+    assert r.loop.step() is None
+    assert "commit" not in r.journal.events and r.source.seeks
+
+
+def test_a_replayed_batch_adds_nothing_to_the_log() -> None:
+    batch = mixed_batch()
+    r = rig([batch, batch])
+    first, second = r.loop.step(), r.loop.step()
+    assert first is not None and second is not None
+    assert (first.new_in_log, second.new_in_log) == (3, 0)
+
+
+def test_exactly_once_commits_offsets_inside_the_transaction() -> None:
+    r = rig([mixed_batch()], exactly_once=True)
+    r.loop.step()
+    assert r.journal.events[0] == "begin"
+    assert r.journal.events[-2:] == ["send offsets", "commit transaction"]
+    assert "commit" not in r.journal.events, "no consumer commit beside the transaction"
+    assert {(tp.partition, tp.offset) for tp in r.sink.transaction_offsets} == {(0, 13), (1, 8)}
+
+
+def test_exactly_once_retries_a_retriable_commit_and_aborts_otherwise() -> None:
+    r = rig([mixed_batch(), mixed_batch()], exactly_once=True)
+    r.sink.refuse_commits = [KafkaError(KafkaError._TIMED_OUT, retriable=True)]
+    assert r.loop.step() is not None
+    assert r.journal.events.count("commit transaction") == 1 and "abort" not in r.journal.events
+
+    r.sink.refuse_commits = [KafkaError(KafkaError._FENCED, txn_requires_abort=True)]
+    assert r.loop.step() is None
+    assert r.journal.events[-1] == "abort" and r.source.seeks
+
+
+def test_lag_is_the_distance_from_position_to_the_end() -> None:
+    r = rig([mixed_batch()])
+    r.loop.step()
+    assert r.loop.lag() == {("transactions", 0): 100 - 13, ("transactions", 1): 100 - 8}
+    assert r.loop.stats.lag == {"transactions/0": 87, "transactions/1": 92}
+
+
+def test_offsets_of_a_batch() -> None:
+    batch = mixed_batch()
+    assert {(tp.partition, tp.offset) for tp in next_offsets(batch)} == {(0, 13), (1, 8)}
+    assert {(tp.partition, tp.offset) for tp in first_offsets(batch)} == {(0, 10), (1, 7)}
+
+
+def test_client_configurations() -> None:
+    kafka = KafkaSettings(group="g", exactly_once=True)
+    consumer = consumer_config(kafka)
+    assert consumer["enable.auto.commit"] is False and consumer["group.id"] == "g"
+    producer = producer_config(kafka, 3)
+    assert producer["transactional.id"] == transactional_id(kafka, 3) == "g-consumer-3"
+    assert producer["enable.idempotence"] is True
+    assert "transactional.id" not in producer_config(KafkaSettings(), 3)
+
+
+def test_alert_page_tokens_round_trip_and_foreign_ones_are_refused() -> None:
+    cursor = AlertCursor(datetime(2025, 6, 2, 14, 3, tzinfo=UTC), "tx-9")
+    assert decode_cursor(encode_cursor(cursor)) == cursor
+    naive = encode_cursor(AlertCursor(datetime(2025, 6, 2), "tx-9"))
+    for token in ("nonsense", naive, "WzFd"):
+        with pytest.raises(ValueError, match=r"before: .* is not a page token"):
+            decode_cursor(token)
