@@ -161,11 +161,15 @@ class ModelRollout:
 
 
 def rollout_actor(app_name: str) -> Any:
+    """The application's rollout actor, created by the first replica that asks.
+
+    Not detached: it lives as long as the replica that created it, so a new deployment of the
+    application never inherits an old one's target. Losing it is harmless: its target is always
+    the version the alias named at the last reload, which is what a replica loads without one;
+    whoever finds it gone asks again and gets a new one.
+    """
     return ModelRollout.options(  # type: ignore[attr-defined]
-        name=f"rollout-{app_name}",
-        namespace="fraud-ray",
-        get_if_exists=True,
-        lifetime="detached",
+        name=f"rollout-{app_name}", namespace="fraud-ray", get_if_exists=True
     ).remote()
 
 
@@ -205,7 +209,8 @@ class Scorer:
         self.spec = spec
         context = serve.get_replica_context()
         self.replica = context.replica_id.unique_id
-        self.rollout = rollout_actor(context.app_name)
+        self.app_name = context.app_name
+        self.rollout = rollout_actor(self.app_name)
         target = await self.rollout.heartbeat.remote(self.replica, "", None)
         reference = target or f"@{settings.serving.model_alias}"
         self.loaded = await asyncio.to_thread(load_model, settings, spec, reference)
@@ -240,8 +245,9 @@ class Scorer:
             except ModelRefused as refused:
                 self.error = str(refused)
                 logger.warning("Scorer %s keeps its model: %s", self.replica, refused)
-            except Exception as error:  # the actor restarting: retry next poll
+            except Exception as error:  # the rollout actor is gone: ask for it again
                 logger.warning("Scorer %s could not reach the rollout: %s", self.replica, error)
+                self.rollout = rollout_actor(self.app_name)
             await asyncio.sleep(self.settings.serving.reload_poll_s)
 
 
@@ -292,7 +298,7 @@ class Ingress:
         self.spec = spec
         self.online = online_features(settings, spec) if features is None else None
         self.policy = CostPolicy.from_settings(settings.costs)
-        self.rollout = rollout_actor(serve.get_replica_context().app_name)
+        self.app_name = serve.get_replica_context().app_name
         api.state.reload_token = settings.serving.reload_token
         self._decision_log: DecisionLog | None = None
 
@@ -429,14 +435,15 @@ class Ingress:
         except ModelRefused as refused:
             raise HTTPException(409, f"reload refused, still serving: {refused}") from None
         version = candidate.model.ref.version
-        await self.rollout.set_target.remote(version)
+        rollout = rollout_actor(self.app_name)
+        await rollout.set_target.remote(version)
         deadline = time.monotonic() + serving.reload_timeout_s
         stale_after = 4 * serving.reload_poll_s
         while True:
-            replicas = await self.rollout.status.remote(stale_after)
+            replicas = await rollout.status.remote(stale_after)
             errors = [error for v, error in replicas.values() if error and v != version]
             if errors:
-                await self.rollout.set_target.remote(previous.ref.version)
+                await rollout.set_target.remote(previous.ref.version)
                 raise HTTPException(409, f"reload refused by a Scorer replica: {errors[0]}")
             if replicas and all(v == version for v, _ in replicas.values()):
                 break

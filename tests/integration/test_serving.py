@@ -7,6 +7,7 @@ them up.
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -35,13 +36,20 @@ MAX_BATCH = 200
 
 
 @pytest.fixture(scope="module")
-def served(training_run: tuple, champion: FraudModel) -> Iterator[tuple[str, Settings]]:
+def served(
+    training_run: tuple, champion: FraudModel, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Settings]]:
+    """The graph on a copy of the session's registry: the reload tests register versions and
+    move the champion alias, which the training tests must not see."""
     settings, _ = training_run
+    registry = tmp_path_factory.mktemp("serving") / "mlflow.db"
+    shutil.copy(settings.mlflow.tracking_uri.removeprefix("sqlite:///"), registry)
     settings = settings.model_copy(
         update={
+            "mlflow": settings.mlflow.model_copy(update={"tracking_uri": f"sqlite:///{registry}"}),
             "serving": settings.serving.model_copy(
                 update={"reload_token": TOKEN, "max_batch_transactions": MAX_BATCH}
-            )
+            ),
         }
     )
     ensure_ray()
