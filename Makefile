@@ -25,7 +25,6 @@ lock: | $(BIN)/uv
 # Serve's own flags, measured in bench/serve.py: replicas answer HTTP themselves (no proxy hop),
 # handles use gRPC, and request logs are buffered.
 SERVE_ENV := RAY_AUTH_MODE=disabled RAY_SERVE_THROUGHPUT_OPTIMIZED=1
-EXAMPLE := {"transaction_id": "tx-1", "timestamp": "2025-09-30T12:00:00Z", "card_id": "card-7", "terminal_id": "terminal-42", "amount": 129.99}
 
 run: install
 	$(BIN)/fraud-ray simulate
@@ -35,7 +34,7 @@ run: install
 
 serve: install
 	@echo "Serving on http://127.0.0.1:8000 (API docs: http://127.0.0.1:8000/docs). From another terminal:"
-	@echo "  curl -s -X POST http://127.0.0.1:8000/api/v1/predict/single -H 'content-type: application/json' -d '$(EXAMPLE)'"
+	@echo "  curl -s -X POST http://127.0.0.1:8000/api/v1/predict/single -H 'content-type: application/json' -d @docs/example-transaction.json"
 	$(SERVE_ENV) $(BIN)/serve run serve_app:graph
 
 # Services the tests start themselves (Redis, PostgreSQL, Kafka) need their programs and jars
