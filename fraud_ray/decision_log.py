@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import pandas as pd
 import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.dialects import postgresql, sqlite
@@ -87,6 +88,20 @@ decisions_table = sa.Table(
     sa.Column("labelled_at", UtcDateTime),
     # Alerts are read newest first, and monitoring reads windows of recent decisions.
     sa.Index("ix_decisions_scored_at", "scored_at", TRANSACTION_ID),
+    sa.Index("ix_decisions_timestamp", TIMESTAMP),
+)
+# What a challenger decided for the same transactions, in shadow: never returned, compared later
+# on the labels of the served decisions (joined by transaction_id), so it keeps no copy of them.
+shadow_table = sa.Table(
+    "shadow_decisions",
+    metadata,
+    sa.Column(TRANSACTION_ID, sa.String(128), primary_key=True),
+    sa.Column("model_version", sa.String(64), primary_key=True),
+    sa.Column("model_name", sa.String(256), nullable=False),
+    sa.Column("fraud_probability", sa.Float, nullable=False),
+    sa.Column("decision", sa.String(16), nullable=False),
+    sa.Column("expected_cost", sa.Float, nullable=False),
+    sa.Column("scored_at", UtcDateTime, nullable=False),
 )
 
 
@@ -173,6 +188,82 @@ class DecisionLog:
         )
         with self.engine.begin() as connection:
             return connection.execute(statement, rows).rowcount
+
+    def write_shadow(self, decisions: Sequence[Decision]) -> int:
+        """Log a challenger's decisions; a replayed batch changes nothing, as in ``write``."""
+        if not decisions:
+            return 0
+        rows = [
+            {
+                TRANSACTION_ID: decision.transaction_id,
+                "model_version": decision.model.version,
+                "model_name": decision.model.name,
+                "fraud_probability": decision.fraud_probability,
+                "decision": decision.decision.value,
+                "expected_cost": decision.expected_cost,
+                "scored_at": decision.scored_at,
+            }
+            for decision in decisions
+        ]
+        statement = (
+            self._insert(shadow_table)
+            .on_conflict_do_nothing(index_elements=[TRANSACTION_ID, "model_version"])
+            .execution_options(preserve_rowcount=True)
+        )
+        with self.engine.begin() as connection:
+            return connection.execute(statement, rows).rowcount
+
+    def frame(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
+        """Logged decisions whose transaction time is in [start, end), oldest first, one row each.
+
+        Monitoring works on columns, so this is the one place that turns log rows into a frame:
+        the label is a nullable integer (``<NA>`` until it arrives) and timestamps are UTC.
+        """
+        columns = [c for c in decisions_table.c if c.name not in ("features", "reasons")]
+        query = _window(sa.select(*columns), decisions_table, start, end)
+        frame = self._read(query.order_by(decisions_table.c[TIMESTAMP]))
+        frame[LABEL] = frame[LABEL].astype("Int8")
+        return frame
+
+    def feature_frame(
+        self, start: datetime | None = None, end: datetime | None = None
+    ) -> pd.DataFrame:
+        """What the decisions in the window were made on: one float column per feature (NaN
+        where it had no value) and ``fraud_probability``, the columns of a model's reference
+        sample, so drift compares like with like."""
+        table = decisions_table.c
+        query = _window(
+            sa.select(table.features, table.fraud_probability), decisions_table, start, end
+        )
+        with self.engine.connect() as connection:
+            found = connection.execute(query.order_by(table[TIMESTAMP])).all()
+        # A missing features value is stored as JSON null, which SQL cannot tell from an object.
+        rows = [row for row in found if row.features is not None]
+        frame = pd.DataFrame.from_records([row.features for row in rows]).astype("float64")
+        frame["fraud_probability"] = [row.fraud_probability for row in rows]
+        return frame
+
+    def shadow_frame(
+        self, start: datetime | None = None, end: datetime | None = None
+    ) -> pd.DataFrame:
+        """Shadow decisions in the window with the served transaction's card, time, amount and
+        label beside them: one row per (transaction, challenger version)."""
+        served = decisions_table.c
+        query = sa.select(
+            *shadow_table.c, served[CARD_ID], served[TIMESTAMP], served[AMOUNT], served[LABEL]
+        ).join(decisions_table, served[TRANSACTION_ID] == shadow_table.c[TRANSACTION_ID])
+        frame = self._read(_window(query, decisions_table, start, end).order_by(served[TIMESTAMP]))
+        frame[LABEL] = frame[LABEL].astype("Int8")
+        return frame
+
+    def _read(self, query: sa.Select[Any]) -> pd.DataFrame:
+        with self.engine.connect() as connection:
+            result = connection.execute(query)
+            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        for column in (TIMESTAMP, "scored_at", "labelled_at"):
+            if column in frame:
+                frame[column] = pd.to_datetime(frame[column], utc=True)
+        return frame
 
     def get(self, transaction_id: str) -> LoggedDecision | None:
         with self.engine.connect() as connection:
@@ -275,6 +366,16 @@ def _engine(url: str) -> Engine:
         return sa.create_engine(parsed, pool_pre_ping=True)
     except (ArgumentError, NoSuchModuleError, ImportError) as error:
         raise DecisionLogError(f"decision log URL {_shown(parsed)}: {error}") from None
+
+
+def _window(
+    query: sa.Select[Any], table: sa.Table, start: datetime | None, end: datetime | None
+) -> sa.Select[Any]:
+    if start is not None:
+        query = query.where(table.c[TIMESTAMP] >= sa.literal(start, UtcDateTime))
+    if end is not None:
+        query = query.where(table.c[TIMESTAMP] < sa.literal(end, UtcDateTime))
+    return query
 
 
 def _shown(url: sa.URL) -> str:

@@ -199,6 +199,24 @@ class ServingSettings(Section):
     alerts_page_max: PositiveInt = Field(1000, description="the largest ?limit= it accepts")
 
 
+class MonitoringSettings(Section):
+    """What monitoring compares and when it raises the alarm."""
+
+    drift_window_days: PositiveFloat = Field(
+        1.0, description="the latest days of logged transactions compared with the reference"
+    )
+    drift_min_rows: PositiveInt = Field(200, description="fewer logged rows: no drift verdict")
+    drift_share: float = Field(
+        0.5, gt=0, le=1, description="share of drifted columns that counts as dataset drift"
+    )
+    drift_threshold: float | None = Field(
+        None, gt=0, description="per-column test threshold; null: Evidently's default per test"
+    )
+    reports_dir: str = Field("data/monitoring", description="Evidently HTML reports")
+    webhook_url: str | None = Field(None, description="POSTed a JSON summary when drift is found")
+    precision_k: PositiveInt = Field(100, description="cards per day in card precision@k")
+
+
 class RaySettings(Section):
     """Where Ray runs, and the Ray Data knobs measured to matter on small machines."""
 
@@ -231,6 +249,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     decisions: DecisionsSettings = Field(default_factory=DecisionsSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
 
     @model_validator(mode="after")

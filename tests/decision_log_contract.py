@@ -181,3 +181,44 @@ class DecisionLogContract:
         assert overturned.is_fraud == 0
         assert overturned.labelled_at is not None
         assert overturned.labelled_at > first_at
+
+    def test_a_window_frame_has_one_row_per_decision_with_nullable_labels(
+        self, log: DecisionLog
+    ) -> None:
+        write(log, list(range(10)))
+        log.record_labels([("tx-00003", 1), ("tx-00004", 0)])
+        frame = log.frame(START + timedelta(seconds=2), START + timedelta(seconds=6))
+        assert frame["transaction_id"].tolist() == [f"tx-{i:05d}" for i in range(2, 6)]
+        assert frame["is_fraud"].tolist()[1:3] == [1, 0]
+        assert frame["is_fraud"].isna().tolist() == [True, False, False, True]
+        assert str(frame["timestamp"].dt.tz) == "UTC"
+        assert "features" not in frame
+
+    def test_a_feature_frame_holds_what_each_decision_was_made_on(self, log: DecisionLog) -> None:
+        log.write(
+            [decision(1), decision(2)],
+            [transaction(1), transaction(2)],
+            [
+                {"amount": 11.0, "card_tx_count_1d": math.nan},
+                {"amount": 12.0, "card_tx_count_1d": 3},
+            ],
+        )
+        log.write([decision(3)], [transaction(3)])
+        frame = log.feature_frame()
+        assert frame.columns.tolist() == ["amount", "card_tx_count_1d", "fraud_probability"]
+        assert frame["amount"].tolist() == [11.0, 12.0]
+        assert math.isnan(frame["card_tx_count_1d"][0])
+        assert frame["card_tx_count_1d"][1] == 3.0
+        assert frame["fraud_probability"].tolist() == [0.01, 0.02]
+
+    def test_shadow_decisions_read_back_with_the_served_label(self, log: DecisionLog) -> None:
+        write(log, [1, 2])
+        log.record_labels([("tx-00002", 1)])
+        shadow = [decision(i, Action.DECLINE, version="2") for i in (1, 2)]
+        assert log.write_shadow(shadow) == 2
+        assert log.write_shadow(shadow) == 0
+        frame = log.shadow_frame()
+        assert frame["model_version"].tolist() == ["2", "2"]
+        assert frame["decision"].tolist() == ["decline", "decline"]
+        assert frame["is_fraud"].isna().tolist() == [True, False]
+        assert frame["amount"].tolist() == [11.0, 12.0]

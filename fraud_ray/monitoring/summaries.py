@@ -1,0 +1,83 @@
+"""What monitoring reports: the bodies of ``/api/v1/monitoring/*``, the CLI's JSON and the dashboard's
+data, defined once so that the three cannot disagree."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Summary(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DayPerformance(Summary):
+    """One day of decisions (by transaction time) judged against the labels known so far.
+
+    Ratios are ``None`` where they are undefined (no labelled fraud, no alert): a day whose labels
+    have not arrived yet must not read as a day of perfect or useless decisions.
+    """
+
+    day: date
+    decisions: int
+    alerts: int = Field(description="decisions other than approve")
+    labelled: int
+    unlabelled: int = Field(description="decisions still waiting for a label")
+    frauds: int = Field(description="labelled frauds")
+    precision: float | None = Field(description="labelled alerts that were fraud")
+    recall: float | None = Field(description="labelled frauds that were alerted")
+    average_precision: float | None
+    card_precision_at_k: float | None
+    expected_cost: float = Field(description="the model's own estimate, over all decisions")
+    realised_cost: float | None = Field(description="cost of the decisions taken, labelled only")
+    savings: float | None = Field(description="against approving every labelled transaction")
+
+
+class PerformanceReport(Summary):
+    model_version: str | None = Field(description="None: every version in the window")
+    k: int = Field(description="cards per day in card precision@k")
+    days: list[DayPerformance]
+
+
+class FeatureDrift(Summary):
+    feature: str
+    method: str = Field(description="Evidently's statistical test or distance")
+    score: float = Field(description="the test's p-value or the distance")
+    threshold: float
+    drifted: bool
+
+
+class DriftSummary(Summary):
+    model_version: str = Field(description="the model whose reference sample was compared")
+    measured_at: datetime
+    window_start: datetime
+    window_end: datetime
+    reference_rows: int
+    current_rows: int
+    drifted_share: float = Field(description="share of compared columns that drifted")
+    share_threshold: float
+    dataset_drift: bool = Field(description="drifted_share at or above share_threshold")
+    features: list[FeatureDrift] = Field(description="the model's features and its score")
+    report: str | None = Field(description="the saved Evidently HTML report")
+
+
+class ModelOutcome(Summary):
+    """One model's decisions on the labelled transactions both models saw."""
+
+    role: str = Field(description="champion (served) or challenger (shadow)")
+    model_version: str
+    labelled: int
+    average_precision: float | None
+    precision: float | None
+    recall: float | None
+    realised_cost: float
+    savings: float
+
+
+class ModelComparison(Summary):
+    window_start: datetime
+    window_end: datetime
+    compared: int = Field(description="labelled transactions decided by both models")
+    agreement: float | None = Field(description="share of them given the same action")
+    outcomes: list[ModelOutcome]
