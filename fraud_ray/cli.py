@@ -239,6 +239,49 @@ def champion(
 
 
 @app.command()
+def promote(
+    url: Annotated[
+        str | None,
+        typer.Option(help="The serving app to reload (default: serving.host and serving.port)."),
+    ] = None,
+    reload: Annotated[bool, typer.Option(help="Ask the serving app to load it now.")] = True,
+) -> None:
+    """Make the challenger the champion, then have the running graph serve it."""
+    import httpx
+    from mlflow.exceptions import MlflowException
+
+    from fraud_ray.registry import Registry
+
+    base = settings()
+    serving = base.serving
+    if serving.challenger_alias is None:
+        fail("serving.challenger_alias is null: there is no challenger to promote")
+    try:
+        old, new = Registry(base.mlflow).promote(serving.challenger_alias, serving.model_alias)
+    except MlflowException as error:
+        fail(f"cannot promote {base.mlflow.model_name}@{serving.challenger_alias}: {error.message}")
+    console.print(
+        f"{base.mlflow.model_name}@{serving.model_alias}: version {old} -> [bold]{new}[/bold]"
+    )
+    if not reload:
+        return
+    target = url or f"http://{serving.host}:{serving.port}"
+    try:
+        answer = httpx.post(
+            f"{target}/api/v1/model/reload",
+            headers={"Authorization": f"Bearer {serving.reload_token}"},
+            timeout=serving.reload_timeout_s + 10,
+        )
+    except httpx.HTTPError as error:
+        fail(f"promoted, but {target} did not answer the reload ({error}); it loads {new} on start")
+    if answer.status_code != 200:
+        fail(
+            f"promoted, but {target} refused the reload: {answer.json().get('message', answer.text)}"
+        )
+    console.print(f"{target} now serves version {answer.json()['version']}")
+
+
+@app.command()
 def score(
     model: Annotated[
         str, typer.Option(help="models:/name@alias, models:/name/version, or @alias.")

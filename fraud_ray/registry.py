@@ -116,6 +116,18 @@ class Registry:
     def set_alias(self, alias: str, version: str) -> None:
         self.client.set_registered_model_alias(self.settings.model_name, alias, version)
 
+    def promote(
+        self, challenger: str = "challenger", champion: str = "champion"
+    ) -> tuple[str, str]:
+        """Move ``champion`` to the challenger's version and retire the ``challenger`` alias, so the
+        old champion is not scored in shadow against itself; returns (old, new) versions."""
+        name = self.settings.model_name
+        new = str(self.client.get_model_version_by_alias(name, challenger).version)
+        old = str(self.client.get_model_version_by_alias(name, champion).version)
+        self.set_alias(champion, new)
+        self.client.delete_registered_model_alias(name, challenger)
+        return old, new
+
     def resolve(self, reference: str) -> ModelVersion:
         """A version from ``models:/name@alias``, ``models:/name/3``, ``@alias`` or ``3``."""
         name = self.settings.model_name

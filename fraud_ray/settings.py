@@ -195,6 +195,21 @@ class ServingSettings(Section):
     reload_token: str = Field("change-me", min_length=8)
     reload_poll_s: PositiveFloat = 0.5
     reload_timeout_s: PositiveFloat = 60.0
+    log_decisions: bool = Field(
+        True, description="write HTTP decisions to the decision log (the stream pool logs its own)"
+    )
+    record_flush_s: PositiveFloat = Field(
+        0.5, description="how often answered decisions are written to the log, in one batch"
+    )
+    record_max_pending: PositiveInt = Field(
+        200_000, description="unwritten decisions kept while the log is unreachable"
+    )
+    challenger_alias: str | None = Field(
+        "challenger", description="scored in shadow when the registry has it; null: never"
+    )
+    challenger_poll_s: PositiveFloat = Field(
+        30.0, description="how often the ingress looks for a new challenger version"
+    )
     alerts_page_size: PositiveInt = Field(50, description="GET /api/v1/alerts without ?limit=")
     alerts_page_max: PositiveInt = Field(1000, description="the largest ?limit= it accepts")
 
