@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import time
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from fraud_ray.data import DataValidationError
 from fraud_ray.schema import DatasetMapping, MappingError
 from fraud_ray.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from fraud_ray.demo import DemoResult
 
 app = typer.Typer(
     help="Real-time card-fraud detection on Ray.", no_args_is_help=True, add_completion=False
@@ -409,6 +421,96 @@ def ingest(
         fail(str(error))
     report(final)
     console.print("drained: every batch in hand was committed")
+
+
+@app.command()
+def demo(
+    customers: Annotated[int, typer.Option(min=50, help="Simulated customers.")] = 1000,
+    days: Annotated[int, typer.Option(min=70, help="Simulated days (training needs 66).")] = 84,
+    replay_days: Annotated[
+        int, typer.Option(min=2, help="Last days replayed through Kafka (the last one drifts).")
+    ] = 21,
+    trials: Annotated[int, typer.Option(min=1, help="Tuning trials of the champion.")] = 2,
+    amount_shift: Annotated[
+        float, typer.Option(min=0.01, help="Amounts of the last replayed day are multiplied by it.")
+    ] = 3.0,
+    folder: Annotated[Path, typer.Option(help="Where the demo writes (cleared first).")] = Path(
+        "data/demo"
+    ),
+    wait: Annotated[bool, typer.Option(help="Keep serving the dashboard until Ctrl-C.")] = True,
+) -> None:
+    """The end-to-end show: simulate, tune, serve, stream with a drift, label, monitor."""
+    from fraud_ray.demo import DemoOptions, running_demo
+
+    if replay_days >= days:
+        fail(f"--replay-days ({replay_days}) must be fewer than --days ({days})")
+    options = DemoOptions(folder, customers, days, replay_days, trials, amount_shift)
+    bars = _progress()
+    tasks: dict[str, TaskID] = {}
+
+    def progress(label: str, done: int, total: int) -> None:
+        if label not in tasks:
+            tasks[label] = bars.add_task(label, total=total)
+        bars.update(tasks[label], completed=done, total=total)
+
+    bars.start()
+    try:
+        with running_demo(options, settings(), console.print, progress) as result:
+            bars.stop()
+            _demo_summary(result)
+            if wait:
+                console.print("serving until Ctrl-C")
+                with contextlib.suppress(KeyboardInterrupt):
+                    while True:
+                        time.sleep(1)
+    finally:
+        bars.stop()
+
+
+def _demo_summary(result: DemoResult) -> None:
+    from fraud_ray.monitoring.monitor import Monitor, NotEnoughData
+
+    monitor = Monitor(result.settings)
+    console.print(
+        f"replayed {result.replayed:,} transactions through Kafka; "
+        f"{result.labelled:,} labels sent (those past the label delay)"
+    )
+    report = monitor.performance()
+    table = Table(title="Decisions per day (labels so far)")
+    for column in ("day", "decisions", "alerts", "unlabelled", "precision", "recall", "savings"):
+        table.add_column(column, justify="right")
+    for day in report.days:
+        table.add_row(
+            str(day.day),
+            f"{day.decisions:,}",
+            f"{day.alerts:,}",
+            f"{day.unlabelled:,}",
+            _ratio(day.precision),
+            _ratio(day.recall),
+            "-" if day.savings is None else f"{day.savings:,.0f}",
+        )
+    console.print(table)
+    try:
+        drift = monitor.drift()
+        drifted = [f.feature for f in drift.features if f.drifted]
+        console.print(
+            f"drift on the last day: {len(drifted)} of {len(drift.features)} columns drifted"
+            f" ({', '.join(drifted) or 'none'}); report {drift.report}"
+        )
+    except NotEnoughData as error:
+        console.print(f"drift: {error}")
+    comparison = monitor.comparison()
+    if comparison is not None:
+        for outcome in comparison.outcomes:
+            console.print(
+                f"{outcome.role} v{outcome.model_version}: AP {_ratio(outcome.average_precision)}, "
+                f"savings {outcome.savings:,.0f} on {outcome.labelled:,} labelled transactions"
+            )
+    console.print(f"[bold]dashboard: {result.url}/dashboard[/bold]")
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 @app.command()
