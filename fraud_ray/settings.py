@@ -214,6 +214,7 @@ class MonitoringSettings(Section):
     )
     reports_dir: str = Field("data/monitoring", description="Evidently HTML reports")
     webhook_url: str | None = Field(None, description="POSTed a JSON summary when drift is found")
+    webhook_timeout_s: PositiveFloat = Field(5.0, description="longest wait for the webhook")
     precision_k: PositiveInt = Field(100, description="cards per day in card precision@k")
 
 
