@@ -21,43 +21,17 @@ from fraud_ray.monitoring.summaries import DriftSummary
 from fraud_ray.settings import MonitoringSettings
 
 from ..conftest import free_port
+from ..feature_samples import COLUMNS, SHIFTED, features
 
 WINDOW = (datetime(2025, 6, 1, tzinfo=UTC), datetime(2025, 6, 2, tzinfo=UTC))
-COLUMNS = [
-    "amount",
-    "hour",
-    "is_night",
-    "card_tx_count_1d",
-    "terminal_fraud_rate_30d",
-    "fraud_probability",
-]
-SHIFTED = {"amount", "card_tx_count_1d"}
-# The reference is as large as training saves (REFERENCE_ROWS) and the current window a few
-# thousand rows: Evidently's distances on a heavy-tailed amount vary too much on a few hundred
-# rows to tell a fresh sample from a shifted one reliably.
 # Two of six columns drift: a share of 1/3, which this threshold counts as dataset drift.
 SETTINGS = MonitoringSettings(drift_min_rows=100, drift_share=0.3)
 
 
-def features(seed: int, rows: int, shifted: bool = False) -> pd.DataFrame:
-    """Feature rows like the decision log's: amounts x3 and card counts +3 when ``shifted``."""
-    rng = np.random.default_rng(seed)
-    hour = rng.integers(0, 24, rows).astype(float)
-    fraud_rate = rng.beta(1, 80, rows)
-    fraud_rate[rng.random(rows) < 0.05] = np.nan  # terminals without a history yet
-    return pd.DataFrame(
-        {
-            "amount": rng.lognormal(3.5, 0.8, rows) * (3 if shifted else 1),
-            "hour": hour,
-            "is_night": ((hour >= 22) | (hour < 6)).astype(float),
-            "card_tx_count_1d": rng.poisson(2, rows) + (3.0 if shifted else 0.0),
-            "terminal_fraud_rate_30d": fraud_rate,
-            "fraud_probability": rng.beta(1, 60, rows),
-        }
-    )
-
-
 def measure(current: pd.DataFrame, reports: Path, settings: MonitoringSettings) -> DriftSummary:
+    """Against a reference as large as training saves (``REFERENCE_ROWS``); the tests' current
+    windows hold a few thousand rows, since on a few hundred Evidently's distance on a
+    heavy-tailed amount varies too much to tell a fresh sample from a shifted one reliably."""
     return measure_drift(
         features(seed=1, rows=5000),
         current,
