@@ -462,8 +462,14 @@ def performance(
 
 @monitor_app.command()
 def drift(end: EndOption = None) -> None:
-    """Evidently drift of the latest monitoring.drift_window_days against the reference sample of
-    the model that made most of their decisions; saves the HTML report, alarms on dataset drift."""
+    """Evidently drift of the latest window against the model's reference sample.
+
+    The window is the monitoring.drift_window_days before --end (default: just after the latest
+    logged transaction); the reference is the sample saved with the model version that made most
+    of its decisions. Saves the HTML report in monitoring.reports_dir and raises the alarm (a
+    WARNING, and monitoring.webhook_url if set) when at least monitoring.drift_share of the
+    columns drifted.
+    """
     from mlflow.exceptions import MlflowException
 
     base = settings()
@@ -497,8 +503,11 @@ def drift(end: EndOption = None) -> None:
 
 @monitor_app.command()
 def compare(start: StartOption = None, end: EndOption = None) -> None:
-    """The champion against the challengers scored in shadow, on the labelled transactions that
-    all of them decided."""
+    """The champion against the challengers scored in shadow, on the same transactions.
+
+    Those are the labelled transactions that every model decided in the window (default: from the
+    first to the last shadow decision); prints null when no challenger scored in shadow.
+    """
     base = settings()
     comparison = _monitor(base).comparison(_moment(start, "--start"), _moment(end, "--end"))
     if comparison is None:

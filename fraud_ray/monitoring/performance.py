@@ -59,7 +59,7 @@ def daily_performance(
     card_precision: dict[date, float] = {}
     if len(labelled):
         per_day = card_precision_at_k(labelled, labelled[PROBABILITY], k).per_day
-        card_precision = {pd.Timestamp(day).date(): value for day, value in per_day.items()}
+        card_precision = {pd.Timestamp(day).date(): float(v) for day, v in per_day.items()}
     report = [
         _day(day.date(), rows, policy, card_precision.get(day.date()))
         for day, rows in frame.groupby(frame[TIMESTAMP].dt.floor("D"), sort=True)
@@ -85,11 +85,9 @@ def compare_models(
     served, shadow = _within(served, window), _within(shadow, window)
     challengers = sorted(shadow[MODEL_VERSION].unique(), key=version_order)
     labelled = _labelled(served)
-    common = set(labelled[TRANSACTION_ID])
+    common = set(labelled[TRANSACTION_ID]) if challengers else set()
     for version in challengers:
         common &= set(shadow.loc[shadow[MODEL_VERSION] == version, TRANSACTION_ID])
-    if not challengers:
-        common = set()
     champion = labelled[labelled[TRANSACTION_ID].isin(common)].set_index(TRANSACTION_ID)
     rivals = _labelled(shadow[shadow[TRANSACTION_ID].isin(common)])
     # Versions with nothing in common still appear, with no labelled transactions, so that a
@@ -114,6 +112,11 @@ def compare_models(
         agreement=float(same.mean()) if len(common) else None,
         outcomes=outcomes,
     )
+
+
+def version_order(version: str) -> tuple[int, str]:
+    """Registry versions are numbers written as text: "10" comes after "9"."""
+    return (int(version), "") if version.isdigit() else (-1, version)
 
 
 def _day(
@@ -181,11 +184,6 @@ def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
 def _within(frame: pd.DataFrame, window: tuple[datetime, datetime]) -> pd.DataFrame:
     start, end = window
     return frame[(frame[TIMESTAMP] >= start) & (frame[TIMESTAMP] < end)]
-
-
-def version_order(version: str) -> tuple[int, str]:
-    """Registry versions are numbers written as text: "10" comes after "9"."""
-    return (int(version), "") if version.isdigit() else (-1, version)
 
 
 def _ratio(part: int, whole: int) -> float | None:
