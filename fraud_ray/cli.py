@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -28,11 +29,24 @@ from fraud_ray.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
     from fraud_ray.demo import DemoResult
+    from fraud_ray.monitoring.monitor import Monitor
+    from fraud_ray.monitoring.summaries import DriftSummary, ModelComparison, PerformanceReport
 
 app = typer.Typer(
     help="Real-time card-fraud detection on Ray.", no_args_is_help=True, add_completion=False
 )
+monitor_app = typer.Typer(
+    help="Performance, drift and challengers, read from the decision log; each ends with JSON.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(monitor_app, name="monitor")
 console = Console()
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(help="Settings YAML (default: $FRAUD_RAY_CONFIG or configs/default.yaml)."),
+]
 
 DataOption = Annotated[
     Path | None,
@@ -42,19 +56,30 @@ MappingOption = Annotated[
     Path | None, typer.Option(help="Dataset mapping YAML (default: data.mapping).")
 ]
 
+StartOption = Annotated[
+    str | None, typer.Option(help="From this ISO date or date-time of transaction time.")
+]
+EndOption = Annotated[
+    str | None,
+    typer.Option(help="Until this ISO date or date-time of transaction time (exclusive)."),
+]
+
 
 class State:
     config: Path | None = None
 
 
 @app.callback()
-def main(
-    config: Annotated[
-        Path | None,
-        typer.Option(help="Settings YAML (default: $FRAUD_RAY_CONFIG or configs/default.yaml)."),
-    ] = None,
-) -> None:
+def main(config: ConfigOption = None) -> None:
     State.config = config
+
+
+@monitor_app.callback()
+def monitor_main(config: ConfigOption = None) -> None:
+    # monitor.py runs this sub-app on its own, so it takes --config too; under `fraud-ray
+    # --config FILE monitor ...` it must not forget the FILE given before it.
+    if config is not None:
+        State.config = config
 
 
 def settings(**overrides: object) -> Settings:
@@ -475,42 +500,168 @@ def _demo_summary(result: DemoResult) -> None:
         f"replayed {result.replayed:,} transactions through Kafka; "
         f"{result.labelled:,} labels sent (those past the label delay)"
     )
-    report = monitor.performance()
-    table = Table(title="Decisions per day (labels so far)")
-    for column in ("day", "decisions", "alerts", "unlabelled", "precision", "recall", "savings"):
-        table.add_column(column, justify="right")
-    for day in report.days:
-        table.add_row(
-            str(day.day),
-            f"{day.decisions:,}",
-            f"{day.alerts:,}",
-            f"{day.unlabelled:,}",
-            _ratio(day.precision),
-            _ratio(day.recall),
-            "-" if day.savings is None else f"{day.savings:,.0f}",
-        )
-    console.print(table)
+    _show_performance(monitor.performance())
     try:
-        drift = monitor.drift()
-        drifted = [f.feature for f in drift.features if f.drifted]
-        console.print(
-            f"drift on the last day: {len(drifted)} of {len(drift.features)} columns drifted"
-            f" ({', '.join(drifted) or 'none'}); report {drift.report}"
-        )
+        _show_drift(monitor.drift())
     except NotEnoughData as error:
         console.print(f"drift: {error}")
     comparison = monitor.comparison()
     if comparison is not None:
-        for outcome in comparison.outcomes:
-            console.print(
-                f"{outcome.role} v{outcome.model_version}: AP {_ratio(outcome.average_precision)}, "
-                f"savings {outcome.savings:,.0f} on {outcome.labelled:,} labelled transactions"
-            )
+        _show_comparison(comparison)
     console.print(f"[bold]dashboard: {result.url}/dashboard[/bold]")
 
 
-def _ratio(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+@app.command()
+def feedback(
+    file: Annotated[
+        Path,
+        typer.Option(
+            "--file",
+            help="CSV, Parquet or JSON Lines (.jsonl) with transaction_id and is_fraud (0 or 1).",
+        ),
+    ],
+) -> None:
+    """Record labels (chargebacks, analyst verdicts) in the decision log, for monitoring."""
+    from fraud_ray.monitoring.labels import LabelFileError, read_labels
+
+    base = settings()
+    try:
+        labels = read_labels(file)
+    except LabelFileError as error:
+        fail(str(error))
+    matched = _monitor(base).record_labels(labels)
+    console.print(
+        f"received {len(labels):,} labels: {matched:,} matched a logged decision, "
+        f"{len(labels) - matched:,} did not"
+    )
+    print(json.dumps({"received": len(labels), "matched": matched}))
+
+
+@monitor_app.command()
+def performance(
+    start: StartOption = None,
+    end: EndOption = None,
+    model_version: Annotated[
+        str | None, typer.Option(help="Only this model version's decisions (default: all).")
+    ] = None,
+) -> None:
+    """Per day: alerts, labels so far, precision, recall, AP, card precision@k and costs."""
+    base = settings()
+    report = _monitor(base).performance(
+        _moment(start, "--start"), _moment(end, "--end"), model_version
+    )
+    _show_performance(report, model_version)
+    print(report.model_dump_json())
+
+
+@monitor_app.command()
+def drift(end: EndOption = None) -> None:
+    """Evidently drift of the latest window against the model's reference sample.
+
+    The window is the monitoring.drift_window_days before --end (default: just after the latest
+    logged transaction); the reference is the sample saved with the model version that made most
+    of its decisions. Saves the HTML report in monitoring.reports_dir and raises the alarm (a
+    WARNING, and monitoring.webhook_url if set) when at least monitoring.drift_share of the
+    columns drifted.
+    """
+    from mlflow.exceptions import MlflowException
+
+    base = settings()
+    monitor = _monitor(base)
+    try:
+        summary = monitor.drift(_moment(end, "--end"))
+    except (ValueError, MlflowException) as error:  # NotEnoughData is a ValueError
+        fail(str(error))
+    _show_drift(summary)
+    print(summary.model_dump_json())
+
+
+@monitor_app.command()
+def compare(start: StartOption = None, end: EndOption = None) -> None:
+    """The champion against the challengers scored in shadow, on the same transactions.
+
+    Those are the labelled transactions that every model decided in the window (default: from the
+    first to the last shadow decision); prints null when no challenger scored in shadow.
+    """
+    base = settings()
+    comparison = _monitor(base).comparison(_moment(start, "--start"), _moment(end, "--end"))
+    if comparison is None:
+        console.print("no shadow decisions in the window: no challenger to compare")
+        print("null")
+        return
+    _show_comparison(comparison)
+    print(comparison.model_dump_json())
+
+
+def _show_performance(report: PerformanceReport, model_version: str | None = None) -> None:
+    table = _monitoring_table(
+        f"Decisions of {_versions(model_version)} by UTC day",
+        [
+            *("day", "decided", "alerts", "labels", "frauds", "prec.", "recall", "AP", "CP@k"),
+            *("cost", "saved"),
+        ],
+        caption=f"prec.: labelled alerts that were fraud; CP@k: card precision@{report.k}; cost: "
+        "realised on the labelled decisions; saved: against approving them all",
+    )
+    for day in report.days:
+        table.add_row(
+            day.day.isoformat(),
+            f"{day.decisions:,}",
+            f"{day.alerts:,}",
+            f"{day.labelled:,}",
+            f"{day.frauds:,}",
+            _ratio(day.precision),
+            _ratio(day.recall),
+            _ratio(day.average_precision),
+            _ratio(day.card_precision_at_k),
+            _money(day.realised_cost),
+            _money(day.savings),
+        )
+    console.print(table if report.days else "no logged decisions in the window")
+
+
+def _show_drift(summary: DriftSummary) -> None:
+    table = _monitoring_table(
+        f"{summary.current_rows:,} decisions against the {summary.reference_rows:,} reference "
+        f"rows of model version {summary.model_version}",
+        ["column", "method", "score", "threshold", "drifted"],
+        left=2,
+    )
+    for feature in summary.features:
+        table.add_row(
+            feature.feature,
+            feature.method,
+            f"{feature.score:.4g}",
+            f"{feature.threshold:g}",
+            "[red]yes[/red]" if feature.drifted else "no",
+        )
+    console.print(table)
+    verdict = "[red]dataset drift[/red]" if summary.dataset_drift else "no dataset drift"
+    console.print(
+        f"{verdict}: {summary.drifted_share:.0%} of the columns drifted (alarm at "
+        f"{summary.share_threshold:.0%})\nreport: {summary.report}"
+    )
+
+
+def _show_comparison(comparison: ModelComparison) -> None:
+    table = _monitoring_table(
+        f"Champion and challengers on {comparison.compared:,} labelled transactions",
+        ["role", "version", "labels", "AP", "prec.", "recall", "cost", "saved"],
+        caption=f"same action on {_ratio(comparison.agreement)} of them; cost: realised on them; "
+        "saved: against approving them all",
+    )
+    for outcome in comparison.outcomes:
+        table.add_row(
+            outcome.role,
+            outcome.model_version,
+            f"{outcome.labelled:,}",
+            _ratio(outcome.average_precision),
+            _ratio(outcome.precision),
+            _ratio(outcome.recall),
+            _money(outcome.realised_cost),
+            _money(outcome.savings),
+        )
+    console.print(table)
 
 
 @app.command()
@@ -534,6 +685,40 @@ def _moment(value: str | None, option: str) -> datetime | None:
     except ValueError:
         fail(f"{option}: {value!r} is not an ISO 8601 date or date-time")
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _monitor(base: Settings) -> Monitor:
+    from fraud_ray.decision_log import DecisionLogError
+    from fraud_ray.monitoring.monitor import Monitor
+
+    try:
+        return Monitor(base)
+    except DecisionLogError as error:
+        fail(str(error))
+
+
+def _monitoring_table(
+    title: str, columns: list[str], caption: str | None = None, left: int = 1
+) -> Table:
+    """Tables narrow enough for a day's figures to fit an 80-column terminal unabbreviated; the
+    first ``left`` columns are names, the rest numbers."""
+    table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, padding=0, show_edge=False)
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i < left else "right", no_wrap=True)
+    return table
+
+
+def _versions(model_version: str | None) -> str:
+    return "every model version" if model_version is None else f"model version {model_version}"
+
+
+def _ratio(value: float | None) -> str:
+    """Undefined ratios (no label yet) print as a dash, never as 0."""
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
 
 
 def _json_default(value: object) -> object:

@@ -294,6 +294,15 @@ class DecisionLog:
         with self.engine.connect() as connection:
             return [_logged(row._mapping) for row in connection.execute(query)]
 
+    def last_transaction_time(self) -> datetime | None:
+        """The latest transaction time logged, None while the log is empty. Monitoring windows
+        end there by default rather than at the clock: a stream replayed or held up for a day is
+        still judged on its own latest day."""
+        with self.engine.connect() as connection:
+            return connection.execute(
+                sa.select(sa.func.max(decisions_table.c[TIMESTAMP]))
+            ).scalar_one()
+
     def count(self) -> int:
         with self.engine.connect() as connection:
             return connection.execute(

@@ -220,7 +220,11 @@ class MonitoringSettings(Section):
     drift_window_days: PositiveFloat = Field(
         1.0, description="the latest days of logged transactions compared with the reference"
     )
-    drift_min_rows: PositiveInt = Field(200, description="fewer logged rows: no drift verdict")
+    drift_min_rows: PositiveInt = Field(1000, description="fewer logged rows: no drift verdict")
+    drift_ignore: list[str] = Field(
+        default_factory=lambda: ["is_weekend"],
+        description="columns left out of drift: constant within a day, they drift by construction",
+    )
     drift_share: float = Field(
         0.5, gt=0, le=1, description="share of drifted columns that counts as dataset drift"
     )
@@ -229,6 +233,7 @@ class MonitoringSettings(Section):
     )
     reports_dir: str = Field("data/monitoring", description="Evidently HTML reports")
     webhook_url: str | None = Field(None, description="POSTed a JSON summary when drift is found")
+    webhook_timeout_s: PositiveFloat = Field(5.0, description="longest wait for the webhook")
     precision_k: PositiveInt = Field(100, description="cards per day in card precision@k")
 
 

@@ -182,6 +182,14 @@ class DecisionLogContract:
         assert overturned.labelled_at is not None
         assert overturned.labelled_at > first_at
 
+    def test_the_last_transaction_time_is_the_latest_logged(self, log: DecisionLog) -> None:
+        assert log.last_transaction_time() is None
+        write(log, [5, 2, 9, 1])
+        last = log.last_transaction_time()
+        assert last == transaction(9).timestamp
+        assert last is not None
+        assert last.tzinfo == UTC
+
     def test_a_window_frame_has_one_row_per_decision_with_nullable_labels(
         self, log: DecisionLog
     ) -> None:
