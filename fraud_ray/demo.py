@@ -142,9 +142,20 @@ def fresh(folder: Path) -> None:
     folder.mkdir(parents=True)
 
 
-def wait_for(done: Callable[[], int], total: int, progress: Progress, label: str) -> None:
-    """Report ``done()`` against ``total`` until they meet."""
+def wait_for(
+    done: Callable[[], int], total: int, progress: Progress, label: str, stall_s: float
+) -> None:
+    """Report ``done()`` against ``total`` until they meet; a count that stops moving for
+    ``stall_s`` is an error, not a wait forever."""
+    last, moved = -1, time.monotonic()
     while (count := done()) < total:
+        if count != last:
+            last, moved = count, time.monotonic()
+        elif time.monotonic() - moved > stall_s:
+            raise RuntimeError(
+                f"{label}: stuck at {count:,} of {total:,} for {stall_s:.0f} s; the consumers' "
+                "errors are in the Ray logs (/tmp/ray/session_latest/logs/worker-*.err)"
+            )
         progress(label, count, total)
         time.sleep(0.5)
     progress(label, total, total)
@@ -256,7 +267,7 @@ def _replay(
         raise RuntimeError(f"the broker at {settings.kafka.bootstrap} did not take the replay")
     progress("produce", len(frame), len(frame))
     log = DecisionLog(settings.decisions.url)
-    wait_for(log.count, len(frame), progress, "decide")
+    wait_for(log.count, len(frame), progress, "decide", settings.kafka.graph_timeout_s * 2)
 
     labels = labels_past_delay(frame, settings.features.label_delay_days)
     with httpx.Client(base_url=url, timeout=300) as client:

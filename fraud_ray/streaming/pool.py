@@ -34,6 +34,13 @@ from fraud_ray.streaming.metrics import PoolMetrics
 logger = logging.getLogger(__name__)
 
 
+# A consumer calls the graph's handle from its own thread, outside any event loop: that needs the
+# handle's router in a loop of its own, which RAY_SERVE_THROUGHPUT_OPTIMIZED=1 turns off for
+# every process of the cluster (and `make serve` sets it). Measured: without this every batch
+# failed with "No event loop running".
+CONSUMER_ENV = {"env_vars": {"RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "1"}}
+
+
 @ray.remote(max_restarts=-1, max_task_retries=0)
 class Consumer:
     """One member of the consumer group, in pool slot ``slot``."""
@@ -125,7 +132,9 @@ class ConsumerPool:
             raise ValueError(f"a pool has 0 or more consumers, not {size}")
         kafka = self.settings.kafka
         added = [
-            Consumer.options(num_cpus=kafka.consumer_cpus).remote(self.settings, slot)  # type: ignore[attr-defined]
+            Consumer.options(  # type: ignore[attr-defined]
+                num_cpus=kafka.consumer_cpus, runtime_env=CONSUMER_ENV
+            ).remote(self.settings, slot)
             for slot in range(len(self.actors), size)
         ]
         leaving = self.actors[size:]
