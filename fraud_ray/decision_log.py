@@ -294,6 +294,17 @@ class DecisionLog:
         with self.engine.connect() as connection:
             return [_logged(row._mapping) for row in connection.execute(query)]
 
+    def latest_timestamp(self) -> datetime | None:
+        """The transaction time of the newest logged decision; ``None`` for an empty log.
+
+        Windows of "the latest days" end here rather than at the clock, so that a log filled by
+        a replay of older transactions (the simulator's, a backfill) still has a latest day.
+        """
+        with self.engine.connect() as connection:
+            return connection.execute(
+                sa.select(sa.func.max(decisions_table.c[TIMESTAMP]))
+            ).scalar_one()
+
     def count(self) -> int:
         with self.engine.connect() as connection:
             return connection.execute(

@@ -122,6 +122,14 @@ class DecisionLogContract:
         assert log.write([], []) == 0
         assert log.count() == 0
 
+    def test_the_latest_timestamp_is_the_newest_transaction_time(self, log: DecisionLog) -> None:
+        assert log.latest_timestamp() is None
+        # Scored in another order than their transaction times: the transaction time counts.
+        write(log, [9, 3], scored_at=START)
+        latest = log.latest_timestamp()
+        assert latest == transaction(9).timestamp
+        assert latest is not None and latest.tzinfo == UTC
+
     def test_decisions_must_pair_with_their_transactions(self, log: DecisionLog) -> None:
         with pytest.raises(ValueError, match="paired with transaction 'tx-00002'"):
             log.write([decision(1)], [transaction(2)])
