@@ -43,6 +43,8 @@ from fraud_ray.decision_log import DecisionLog, absolute_url
 from fraud_ray.features.definitions import FeatureSpec
 from fraud_ray.features.online import OnlineFeatures
 from fraud_ray.features.state import Event, FeatureState, MemoryState, RedisState
+from fraud_ray.monitoring.routes import Monitoring
+from fraud_ray.monitoring.routes import router as monitoring_router
 from fraud_ray.registry import Registry
 from fraud_ray.schema import Decision, ModelRef, Transaction
 from fraud_ray.serving.api import (
@@ -82,6 +84,7 @@ api = FastAPI(
 )
 api.add_exception_handler(RequestValidationError, validation_problem)  # type: ignore[arg-type]
 api.add_exception_handler(StarletteHTTPException, http_problem)  # type: ignore[arg-type]
+api.include_router(monitoring_router)  # /dashboard and /api/v1/monitoring/*
 bearer = HTTPBearer(auto_error=False, description="serving.reload_token")
 
 
@@ -300,6 +303,7 @@ class Ingress:
         self.policy = CostPolicy.from_settings(settings.costs)
         self.app_name = serve.get_replica_context().app_name
         api.state.reload_token = settings.serving.reload_token
+        api.state.monitoring = Monitoring(settings)  # what the monitoring routes read
         self._decision_log: DecisionLog | None = None
 
     async def decide(self, transactions: Sequence[Transaction]) -> list[dict[str, Any]]:
