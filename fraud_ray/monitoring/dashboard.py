@@ -11,6 +11,7 @@ plot with nothing to draw is a ``<p class="empty" data-plot="NAME">`` saying why
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
@@ -37,6 +38,8 @@ from fraud_ray.schema import LABEL, TIMESTAMP, Action
 from fraud_ray.serving.api import LoggedDecisionView
 from fraud_ray.settings import Settings
 
+LEGEND_WIDTH = 1.9  # inches right of a time series for its legend
+SMALLEST_P = 1e-300  # a p-value of 0 (float underflow) drawn as this, not as an endless bar
 UNDEFINED = "\N{EN DASH}"  # a ratio with nothing to divide by: not zero, and not shown as zero
 # One palette for the plots and the page's badges, so an action has one colour everywhere.
 COLOURS = {
@@ -52,6 +55,8 @@ COLOURS = {
     "drifted": "#d1495b",
     "steady": "#8fb3d9",
     "threshold": "#333333",
+    "champion": "#2e6fba",
+    "challenger": "#e8a33d",
 }
 
 
@@ -198,7 +203,7 @@ def decisions_plot(data: DashboardData) -> Plot:
     edges = date2num(hours.to_pydatetime())
     review = counts["review"].to_numpy()
     alerts = review + counts["decline"].to_numpy()
-    figure = _figure(12, 4.4, bottom=0.6)
+    figure = _figure(12, 3.8, bottom=0.55, right=LEGEND_WIDTH)
     everything, alerting = figure.subplots(2, 1, sharex=True, height_ratios=[1.2, 1])
     everything.stairs(
         alerts + counts["approve"].to_numpy(),
@@ -219,7 +224,7 @@ def decisions_plot(data: DashboardData) -> Plot:
     alerting.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz=UTC))
     for axes in (everything, alerting):
         _style(axes)
-        axes.legend(loc="upper left", fontsize=8)
+        _legend_beside(axes)
     return Plot(name, len(data.hourly), _svg(figure))
 
 
@@ -257,7 +262,7 @@ def score_plot(scores: ScoreHistogram) -> Plot:
 
 
 def drift_plot(data: DashboardData) -> Plot:
-    """A bar per column with its threshold marked; red bars drifted.
+    """A bar per column with its threshold marked; red bars drifted, longer bars drift more.
 
     A test's score is a p-value (drift below the threshold) or a distance (drift above it); the
     summary does not say which, but the verdict does, so columns of each kind get their own axes
@@ -277,7 +282,7 @@ def drift_plot(data: DashboardData) -> Plot:
     ]
     rows = sum(len(group) for _, group in groups)
     longest = max(len(f.feature) for f in data.drift.features)
-    row, gap = 0.26, 0.75  # inches: a bar, and the tick labels and title between two axes
+    row, gap = 0.22, 0.75  # inches: a bar, and the tick labels and title between two axes
     figure = _figure(
         6.4,
         0.9 + 0.2 * len(groups) + row * rows + gap * (len(groups) - 1),
@@ -289,21 +294,28 @@ def drift_plot(data: DashboardData) -> Plot:
         len(groups), 1, squeeze=False, height_ratios=[len(g) for _, g in groups]
     )
     for axes, (lower, group) in zip(axes_list[:, 0], groups, strict=True):
+        # p-values of a drifted column are far below any readable bar: drawn as -log10(p), a
+        # longer bar is a stronger drift for either kind of test.
+        length = _strength if lower else float
         y = np.arange(len(group))
         bars = axes.barh(
             y,
-            [f.score for f in group],
+            [length(f.score) for f in group],
             color=[COLOURS["drifted" if f.drifted else "steady"] for f in group],
         )
         axes.vlines(
-            [f.threshold for f in group], y - 0.42, y + 0.42, colors=COLOURS["threshold"], lw=1.5
+            [length(f.threshold) for f in group],
+            y - 0.42,
+            y + 0.42,
+            colors=COLOURS["threshold"],
+            lw=1.5,
         )
         axes.bar_label(bars, labels=[f"{f.score:.3g}" for f in group], padding=3, fontsize=7)
         axes.set_yticks(y, [_plain(f.feature) for f in group], fontsize=8)
         axes.invert_yaxis()
         methods = ", ".join(sorted({f.method for f in group}))
-        kind = "p-value: drift below" if lower else "distance: drift above"
-        axes.set_xlabel(f"{methods} {kind} the threshold (black mark)", fontsize=8)
+        measure = "-log10 p-value" if lower else "distance"
+        axes.set_xlabel(f"{methods}: {measure}, drift beyond the black mark", fontsize=8)
         axes.margins(x=0.15)
         _style(axes)
     axes_list[0, 0].set_title(
@@ -328,7 +340,7 @@ def performance_plot(data: DashboardData) -> Plot:
             ),
         )
     when = _noon([day.day for day in days])
-    figure = _figure(12, 6.2, bottom=0.6)
+    figure = _figure(12, 5.2, bottom=0.55, right=LEGEND_WIDTH)
     quality, cost, labels = figure.subplots(3, 1, sharex=True, height_ratios=[1.3, 1, 0.8])
     for metric in ("precision", "recall"):
         values = [_nan(getattr(day, metric)) for day in days]
@@ -367,7 +379,7 @@ def performance_plot(data: DashboardData) -> Plot:
     labels.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz=UTC))
     for axes in (quality, cost, labels):
         _style(axes)
-        axes.legend(loc="upper left", fontsize=8)
+        _legend_beside(axes)
     return Plot(name, len(days), _svg(figure))
 
 
@@ -397,6 +409,7 @@ def comparison_plot(comparison: ModelComparison | None) -> Plot:
             x + i * width,
             [_nan(getattr(outcome, metric)) for metric in metrics],
             width,
+            color=COLOURS.get(outcome.role),
             label=_plain(f"{outcome.role} v{outcome.model_version}"),
         )
         quality.bar_label(bars, fmt="%.2f", padding=2, fontsize=7)
@@ -454,6 +467,10 @@ def _lower_is_drift(feature: FeatureDrift) -> bool:
     return (feature.score < feature.threshold) == feature.drifted
 
 
+def _strength(p_value: float) -> float:
+    return -math.log10(max(p_value, SMALLEST_P))
+
+
 def _nan(value: float | None) -> float:
     return np.nan if value is None else value
 
@@ -497,6 +514,11 @@ def _style(axes: Axes) -> None:
     axes.grid(alpha=0.3)
     axes.spines[["top", "right"]].set_visible(False)
     axes.tick_params(labelsize=8)
+
+
+def _legend_beside(axes: Axes) -> None:
+    """Right of the axes, where it hides no bar: time series fill their axes edge to edge."""
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
 
 
 def _svg(figure: Figure) -> str:
