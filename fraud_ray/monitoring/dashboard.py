@@ -40,6 +40,9 @@ from fraud_ray.settings import Settings
 
 LEGEND_WIDTH = 1.9  # inches right of a time series for its legend
 SMALLEST_P = 1e-300  # a p-value of 0 (float underflow) drawn as this, not as an endless bar
+NO_CHALLENGER = (
+    "no decisions of a challenger (fraud-ray train --challenger) were logged beside the champion's"
+)
 UNDEFINED = "\N{EN DASH}"  # a ratio with nothing to divide by: not zero, and not shown as zero
 # One palette for the plots and the page's badges, so an action has one colour everywhere.
 COLOURS = {
@@ -194,7 +197,11 @@ def decisions_plot(data: DashboardData) -> Plot:
     name = "decisions-over-time"
     if not data.hourly:
         return Plot(name, empty=_no_decisions(data))
-    hours = pd.date_range(data.window_start, data.window_end, freq="h")
+    hours = pd.date_range(
+        pd.Timestamp(data.window_start).floor("h"),
+        pd.Timestamp(data.window_end).ceil("h"),
+        freq="h",
+    )
     counts = (
         pd.DataFrame([hour.model_dump() for hour in data.hourly])
         .set_index("hour")
@@ -386,13 +393,7 @@ def performance_plot(data: DashboardData) -> Plot:
 def comparison_plot(comparison: ModelComparison | None) -> Plot:
     name = "comparison"
     if comparison is None:
-        return Plot(
-            name,
-            empty=(
-                "No challenger in shadow: register a version under the alias challenger "
-                "to have it scored beside the champion."
-            ),
-        )
+        return Plot(name, empty=f"No challenger in shadow: {NO_CHALLENGER}.")
     outcomes = comparison.outcomes
     if not outcomes:
         return Plot(
@@ -405,14 +406,16 @@ def comparison_plot(comparison: ModelComparison | None) -> Plot:
     width = 0.8 / len(outcomes)
     x = np.arange(len(metrics))
     for i, outcome in enumerate(outcomes):
+        values = [getattr(outcome, metric) for metric in metrics]
         bars = quality.bar(
             x + i * width,
-            [_nan(getattr(outcome, metric)) for metric in metrics],
+            [_nan(value) for value in values],
             width,
             color=COLOURS.get(outcome.role),
             label=_plain(f"{outcome.role} v{outcome.model_version}"),
         )
-        quality.bar_label(bars, fmt="%.2f", padding=2, fontsize=7)
+        shown = [UNDEFINED if value is None else f"{value:.2f}" for value in values]
+        quality.bar_label(bars, labels=shown, padding=2, fontsize=7)
     quality.set_xticks(x + width * (len(outcomes) - 1) / 2, ["AP", "precision", "recall"])
     quality.set(ylim=(0, 1.1), title=f"On {comparison.compared:,} labelled transactions")
     x = np.arange(len(outcomes))

@@ -23,7 +23,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 
 from fraud_ray.decision_log import DecisionLog
-from fraud_ray.monitoring.dashboard import collect, render
+from fraud_ray.monitoring.dashboard import NO_CHALLENGER, collect, render
 from fraud_ray.monitoring.interface import MonitorLike, NotEnoughData
 from fraud_ray.monitoring.summaries import DriftSummary, ModelComparison, PerformanceReport
 from fraud_ray.serving.api import Problem
@@ -32,10 +32,6 @@ from fraud_ray.settings import Settings
 # The log's frames hold pandas timestamps: a window beyond them cannot be read, only refused.
 EARLIEST = pd.Timestamp.min.tz_localize(UTC)
 LATEST = pd.Timestamp.max.tz_localize(UTC)
-NO_CHALLENGER = (
-    "no challenger in shadow: no decisions of a challenger (fraud-ray train --challenger) "
-    "were logged beside the champion's in this window"
-)
 
 
 @dataclass(frozen=True)
@@ -202,7 +198,7 @@ async def comparison(
     first, last = _window(start, end)
     found = await asyncio.to_thread(lambda: monitoring.monitor().comparison(first, last))
     if found is None:
-        raise HTTPException(404, NO_CHALLENGER)
+        raise HTTPException(404, f"no challenger in shadow: {NO_CHALLENGER}")
     return found
 
 
