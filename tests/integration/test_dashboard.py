@@ -106,10 +106,10 @@ def fit(
 
 
 def decided(
-    model: FraudModel, version: str, transactions: list[Transaction], rows: np.ndarray
+    model: FraudModel, ref: ModelRef, transactions: list[Transaction], rows: np.ndarray
 ) -> list[Decision]:
     """The serving pipeline's decisions, scored 40 ms after each transaction rather than now."""
-    serving = ServingModel(model, ModelRef(name="fraud-ray", version=version), model.spec, 3)
+    serving = ServingModel(model, ref, model.spec, 3)
     amounts = np.array([t.amount for t in transactions])
     made = render(
         transactions,
@@ -132,6 +132,7 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Logged]:
             "artifact_location": str(root / "artifacts"),
             "model_name": "fraud-dashboard",
         },
+        monitoring={"reports_dir": str(root / "reports")},  # where Monitor saves Evidently's
     )
     frame = pd.concat([day for _, day in simulate_days(SIMULATION)], ignore_index=True)
     day = (frame[TIMESTAMP] - frame[TIMESTAMP].min().normalize()).dt.days.to_numpy()
@@ -151,12 +152,15 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Logged]:
     )
     reference.sample(n=3000, random_state=0).to_parquet(root / REFERENCE, index=False)
     registry = Registry(settings.mlflow)
-    versions = [
-        registry.register(
-            model, params={}, metrics={}, tags={}, artifacts=[root / REFERENCE], alias=alias
-        ).version
-        for model, alias in ((champion, "champion"), (challenger, "challenger"))
-    ]
+    champion_ref, challenger_ref = (
+        ModelRef(name=registered.name, version=registered.version)
+        for registered in (
+            registry.register(
+                model, params={}, metrics={}, tags={}, artifacts=[root / REFERENCE], alias=alias
+            )
+            for model, alias in ((champion, "champion"), (challenger, "challenger"))
+        )
+    )
 
     served = day >= SERVED_FROM
     transactions = [
@@ -169,10 +173,10 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Logged]:
         )
         for t in frame[served].itertuples()
     ]
-    decisions = decided(champion, versions[0], transactions, rows[served])
+    decisions = decided(champion, champion_ref, transactions, rows[served])
     log = DecisionLog(settings.decisions.url)
     log.write(decisions, transactions, features[served].to_dict("records"))
-    log.write_shadow(decided(challenger, versions[1], transactions, rows[served]))
+    log.write_shadow(decided(challenger, challenger_ref, transactions, rows[served]))
     # Chargebacks arrive after the label delay: only the older days know their labels.
     labelled_until = frame[TIMESTAMP].max().normalize() - timedelta(
         days=settings.features.label_delay_days
