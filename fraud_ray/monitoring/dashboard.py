@@ -461,8 +461,8 @@ def _end_of_day(moment: datetime) -> datetime:
 
 def _no_decisions(data: DashboardData) -> str:
     return (
-        f"No decisions between {data.window_start:%Y-%m-%d} and {data.window_end:%Y-%m-%d}: "
-        "decisions reach the decision log through the Kafka ingestion (fraud-ray ingest)."
+        f"No decisions in the decision log between {data.window_start:%Y-%m-%d %H:%M} and "
+        f"{data.window_end:%Y-%m-%d %H:%M} UTC (transaction time)."
     )
 
 

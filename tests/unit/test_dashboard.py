@@ -266,8 +266,7 @@ def test_an_empty_log_renders_a_page_of_explanations(log: DecisionLog, settings:
     page = read_page(render(collect(monitor, log, settings)))
     assert page.plots == {}
     assert set(page.empty) == PLOTS | {"alerts"}
-    assert page.empty["decisions-over-time"].startswith("No decisions between")
-    assert "fraud-ray ingest" in page.empty["decisions-over-time"]
+    assert page.empty["decisions-over-time"].startswith("No decisions in the decision log")
     assert TOO_FEW in page.empty["drift"]
     assert page.empty["comparison"].startswith("No challenger in shadow")
     assert page.empty["alerts"] == "No alerts in the decision log yet."
@@ -279,7 +278,7 @@ def test_an_empty_log_renders_a_page_of_explanations(log: DecisionLog, settings:
 def test_without_labels_the_page_says_they_are_awaited(
     log: DecisionLog, settings: Settings
 ) -> None:
-    decisions = fill(log)
+    fill(log)
     monitor = HandMadeMonitor(report=performance_report(labelled_days=0))
     page = read_page(render(collect(monitor, log, settings)))
     assert "performance" not in page.plots
@@ -289,7 +288,6 @@ def test_without_labels_the_page_says_they_are_awaited(
     )
     assert set(page.plots) == PLOTS - {"performance"}
     assert page.alert_rows > 0
-    assert len(decisions) > 0
 
 
 def test_not_enough_data_for_drift_says_why_and_the_rest_is_drawn(
@@ -456,7 +454,7 @@ def test_performance_route_refuses_a_bad_window(
     with client_for(settings, monitor, log) as client:
         answer = client.get("/api/v1/monitoring/performance", params=params)
     assert answer.status_code == 422
-    assert answer.json()["message"].startswith(message) or message in answer.json()["message"]
+    assert message in answer.json()["message"]
     assert monitor.asked == []
 
 
