@@ -294,12 +294,10 @@ class DecisionLog:
         with self.engine.connect() as connection:
             return [_logged(row._mapping) for row in connection.execute(query)]
 
-    def latest_timestamp(self) -> datetime | None:
-        """The transaction time of the newest logged decision; ``None`` for an empty log.
-
-        Windows of "the latest days" end here rather than at the clock, so that a log filled by
-        a replay of older transactions (the simulator's, a backfill) still has a latest day.
-        """
+    def last_transaction_time(self) -> datetime | None:
+        """The latest transaction time logged, None while the log is empty. Monitoring windows
+        end there by default rather than at the clock: a stream replayed or held up for a day is
+        still judged on its own latest day."""
         with self.engine.connect() as connection:
             return connection.execute(
                 sa.select(sa.func.max(decisions_table.c[TIMESTAMP]))

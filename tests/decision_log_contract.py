@@ -122,14 +122,6 @@ class DecisionLogContract:
         assert log.write([], []) == 0
         assert log.count() == 0
 
-    def test_the_latest_timestamp_is_the_newest_transaction_time(self, log: DecisionLog) -> None:
-        assert log.latest_timestamp() is None
-        # Scored in another order than their transaction times: the transaction time counts.
-        write(log, [9, 3], scored_at=START)
-        latest = log.latest_timestamp()
-        assert latest == transaction(9).timestamp
-        assert latest is not None and latest.tzinfo == UTC
-
     def test_decisions_must_pair_with_their_transactions(self, log: DecisionLog) -> None:
         with pytest.raises(ValueError, match="paired with transaction 'tx-00002'"):
             log.write([decision(1)], [transaction(2)])
@@ -189,6 +181,14 @@ class DecisionLogContract:
         assert overturned.is_fraud == 0
         assert overturned.labelled_at is not None
         assert overturned.labelled_at > first_at
+
+    def test_the_last_transaction_time_is_the_latest_logged(self, log: DecisionLog) -> None:
+        assert log.last_transaction_time() is None
+        write(log, [5, 2, 9, 1])
+        last = log.last_transaction_time()
+        assert last == transaction(9).timestamp
+        assert last is not None
+        assert last.tzinfo == UTC
 
     def test_a_window_frame_has_one_row_per_decision_with_nullable_labels(
         self, log: DecisionLog

@@ -11,6 +11,7 @@ plot with nothing to draw is a ``<p class="empty" data-plot="NAME">`` saying why
 from __future__ import annotations
 
 import io
+import logging
 import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -37,6 +38,8 @@ from fraud_ray.monitoring.summaries import (
 from fraud_ray.schema import LABEL, TIMESTAMP, Action
 from fraud_ray.serving.api import LoggedDecisionView
 from fraud_ray.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 LEGEND_WIDTH = 1.9  # inches right of a time series for its legend
 SMALLEST_P = 1e-300  # a p-value of 0 (float underflow) drawn as this, not as an endless bar
@@ -88,7 +91,9 @@ class DashboardData(Summary):
     hourly: list[HourlyDecisions]
     scores: ScoreHistogram
     drift: DriftSummary | None
-    drift_unavailable: str | None = Field(description="why there is no drift verdict")
+    drift_unavailable: str | None = Field(
+        description="why there is no drift verdict, in a sentence"
+    )
     performance: PerformanceReport
     comparison: ModelComparison | None = Field(description="None: no challenger in shadow")
     recent_alerts: list[LoggedDecisionView]
@@ -138,7 +143,7 @@ def collect(
     at ``end`` as given: the page and ``/api/v1/monitoring/drift`` then share one cached summary.
     """
     monitoring = settings.monitoring
-    window_end = end or _end_of_day(log.latest_timestamp() or datetime.now(UTC))
+    window_end = end or _end_of_day(log.last_transaction_time() or datetime.now(UTC))
     window_start = window_end - timedelta(days=monitoring.dashboard_days)
     frame = log.frame(window_start, window_end)
     drift: DriftSummary | None = None
@@ -146,7 +151,11 @@ def collect(
     try:
         drift = monitor.drift(end)
     except NotEnoughData as error:
-        unavailable = str(error)
+        unavailable = f"Not enough data for a drift verdict yet: {error}"
+    except Exception as error:  # a version without its reference sample, Evidently refusing
+        # The rest of the page does not depend on drift: show it, and say why drift is missing.
+        logger.exception("the dashboard shows no drift")
+        unavailable = f"Drift could not be measured: {error}"
     return DashboardData(
         generated_at=datetime.now(UTC),
         window_start=window_start,
@@ -277,9 +286,7 @@ def drift_plot(data: DashboardData) -> Plot:
     """
     name = "drift"
     if data.drift is None:
-        return Plot(
-            name, empty=f"Not enough data for a drift verdict yet: {data.drift_unavailable}"
-        )
+        return Plot(name, empty=data.drift_unavailable)
     if not data.drift.features:
         return Plot(name, empty="The drift summary compares no columns.")
     groups = [

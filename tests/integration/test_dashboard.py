@@ -207,7 +207,7 @@ class LogMonitor:
 
     def drift(self, end: datetime | None = None) -> DriftSummary:
         monitoring = self.settings.monitoring
-        latest = self.log.latest_timestamp()
+        latest = self.log.last_transaction_time()
         end = end or (latest + timedelta(microseconds=1) if latest else datetime.now(UTC))
         start = end - timedelta(days=monitoring.drift_window_days)
         current = self.log.feature_frame(start, end)

@@ -270,7 +270,7 @@ def test_an_empty_log_renders_a_page_of_explanations(log: DecisionLog, settings:
     assert TOO_FEW in page.empty["drift"]
     assert page.empty["comparison"].startswith("No challenger in shadow")
     assert page.empty["alerts"] == "No alerts in the decision log yet."
-    assert "not enough data yet" in page.tiles["drift"]
+    assert "no verdict yet" in page.tiles["drift"]
     assert "no labels yet" in page.tiles["precision-recall"]
     assert_self_contained(page)
 
@@ -297,6 +297,25 @@ def test_not_enough_data_for_drift_says_why_and_the_rest_is_drawn(
     page = read_page(render(collect(HandMadeMonitor(drift_summary=None), log, settings)))
     assert page.empty == {"drift": f"Not enough data for a drift verdict yet: {TOO_FEW}"}
     assert set(page.plots) == PLOTS - {"drift"}
+
+
+def test_a_drift_that_fails_leaves_the_rest_of_the_page(
+    log: DecisionLog, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Monitor.drift raises MLflow's error when a version lacks its reference sample."""
+
+    class NoReference(HandMadeMonitor):
+        def drift(self, end: datetime | None = None) -> DriftSummary:
+            raise LookupError("no reference_sample.parquet for model version fraud-ray/3")
+
+    fill(log)
+    page = read_page(render(collect(NoReference(), log, settings)))
+    assert page.empty == {
+        "drift": "Drift could not be measured: no reference_sample.parquet for model version "
+        "fraud-ray/3"
+    }
+    assert set(page.plots) == PLOTS - {"drift"}
+    assert "the dashboard shows no drift" in caplog.text
 
 
 def test_no_challenger_and_an_unjudged_one_are_told_apart(
