@@ -13,8 +13,8 @@ from typing import Protocol
 from fraud_ray.monitoring.summaries import DriftSummary, ModelComparison, PerformanceReport
 
 
-# Until the monitoring branch is merged; then this module imports Monitor's own instead:
-# from fraud_ray.monitoring.drift import NotEnoughData
+# Until the monitoring branch is merged; then this class gives way to the one Monitor raises,
+# fraud_ray.monitoring.drift.NotEnoughData, imported here under the same name.
 class NotEnoughData(ValueError):
     """Raised by ``drift`` when the window holds too few logged rows for a verdict; the message
     says how many there are and how many are needed."""
