@@ -296,12 +296,12 @@ def drift_plot(data: DashboardData) -> Plot:
     ]
     rows = sum(len(group) for _, group in groups)
     longest = max(len(f.feature) for f in data.drift.features)
-    row, gap = 0.22, 0.75  # inches: a bar, and the tick labels and title between two axes
+    row, gap = 0.22, 0.9  # inches: a bar, and the tick labels and title between two axes
     figure = _figure(
         6.4,
         0.9 + 0.2 * len(groups) + row * rows + gap * (len(groups) - 1),
         left=0.25 + 0.065 * longest,  # room for the column names, at 8 points
-        bottom=0.5,
+        bottom=0.62,
         hspace=gap / (0.1 + row * rows / len(groups)),  # a fraction of the mean axes height
     )
     axes_list = figure.subplots(
@@ -329,7 +329,7 @@ def drift_plot(data: DashboardData) -> Plot:
         axes.invert_yaxis()
         methods = ", ".join(sorted({f.method for f in group}))
         measure = "-log10 p-value" if lower else "distance"
-        axes.set_xlabel(f"{methods}: {measure}, drift beyond the black mark", fontsize=8)
+        axes.set_xlabel(f"{methods}\n{measure}: drift beyond the black mark", fontsize=8)
         axes.margins(x=0.15)
         _style(axes)
     axes_list[0, 0].set_title(
