@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 
-.PHONY: install lock run serve test lint format services bench clean
+.PHONY: install lock run serve demo test lint format services bench clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ serve: install
 	@echo "Serving on http://127.0.0.1:8000 (API docs: http://127.0.0.1:8000/docs). From another terminal:"
 	@echo "  curl -s -X POST http://127.0.0.1:8000/api/v1/predict/single -H 'content-type: application/json' -d @docs/example-transaction.json"
 	$(SERVE_ENV) $(BIN)/serve run serve_app:graph
+
+# The end-to-end show in data/demo: simulate, tune, serve, Kafka + ingestion pool, a replay with a
+# drift on its last day, labels; then it prints what the dashboard shows and serves it until Ctrl-C.
+demo: install services
+	$(SERVE_ENV) $(BIN)/fraud-ray demo
 
 # Services the tests start themselves (Redis, PostgreSQL, Kafka) need their programs and jars
 # installed; as root we install them.

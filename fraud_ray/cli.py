@@ -2,25 +2,51 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import time
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
+from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from fraud_ray.data import DataValidationError
 from fraud_ray.schema import DatasetMapping, MappingError
 from fraud_ray.settings import Settings, SettingsError, load_settings
 
+if TYPE_CHECKING:
+    from fraud_ray.demo import DemoResult
+    from fraud_ray.monitoring.monitor import Monitor
+    from fraud_ray.monitoring.summaries import DriftSummary, ModelComparison, PerformanceReport
+
 app = typer.Typer(
     help="Real-time card-fraud detection on Ray.", no_args_is_help=True, add_completion=False
 )
+monitor_app = typer.Typer(
+    help="Performance, drift and challengers, read from the decision log; each ends with JSON.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(monitor_app, name="monitor")
 console = Console()
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(help="Settings YAML (default: $FRAUD_RAY_CONFIG or configs/default.yaml)."),
+]
 
 DataOption = Annotated[
     Path | None,
@@ -30,19 +56,30 @@ MappingOption = Annotated[
     Path | None, typer.Option(help="Dataset mapping YAML (default: data.mapping).")
 ]
 
+StartOption = Annotated[
+    str | None, typer.Option(help="From this ISO date or date-time of transaction time.")
+]
+EndOption = Annotated[
+    str | None,
+    typer.Option(help="Until this ISO date or date-time of transaction time (exclusive)."),
+]
+
 
 class State:
     config: Path | None = None
 
 
 @app.callback()
-def main(
-    config: Annotated[
-        Path | None,
-        typer.Option(help="Settings YAML (default: $FRAUD_RAY_CONFIG or configs/default.yaml)."),
-    ] = None,
-) -> None:
+def main(config: ConfigOption = None) -> None:
     State.config = config
+
+
+@monitor_app.callback()
+def monitor_main(config: ConfigOption = None) -> None:
+    # monitor.py runs this sub-app on its own, so it takes --config too; under `fraud-ray
+    # --config FILE monitor ...` it must not forget the FILE given before it.
+    if config is not None:
+        State.config = config
 
 
 def settings(**overrides: object) -> Settings:
@@ -239,6 +276,49 @@ def champion(
 
 
 @app.command()
+def promote(
+    url: Annotated[
+        str | None,
+        typer.Option(help="The serving app to reload (default: serving.host and serving.port)."),
+    ] = None,
+    reload: Annotated[bool, typer.Option(help="Ask the serving app to load it now.")] = True,
+) -> None:
+    """Make the challenger the champion, then have the running graph serve it."""
+    import httpx
+    from mlflow.exceptions import MlflowException
+
+    from fraud_ray.registry import Registry
+
+    base = settings()
+    serving = base.serving
+    if serving.challenger_alias is None:
+        fail("serving.challenger_alias is null: there is no challenger to promote")
+    try:
+        old, new = Registry(base.mlflow).promote(serving.challenger_alias, serving.model_alias)
+    except MlflowException as error:
+        fail(f"cannot promote {base.mlflow.model_name}@{serving.challenger_alias}: {error.message}")
+    console.print(
+        f"{base.mlflow.model_name}@{serving.model_alias}: version {old} -> [bold]{new}[/bold]"
+    )
+    if not reload:
+        return
+    target = url or f"http://{serving.host}:{serving.port}"
+    try:
+        answer = httpx.post(
+            f"{target}/api/v1/model/reload",
+            headers={"Authorization": f"Bearer {serving.reload_token}"},
+            timeout=serving.reload_timeout_s + 10,
+        )
+    except httpx.HTTPError as error:
+        fail(f"promoted, but {target} did not answer the reload ({error}); it loads {new} on start")
+    if answer.status_code != 200:
+        fail(
+            f"promoted, but {target} refused the reload: {answer.json().get('message', answer.text)}"
+        )
+    console.print(f"{target} now serves version {answer.json()['version']}")
+
+
+@app.command()
 def score(
     model: Annotated[
         str, typer.Option(help="models:/name@alias, models:/name/version, or @alias.")
@@ -369,6 +449,239 @@ def ingest(
 
 
 @app.command()
+def demo(
+    customers: Annotated[int, typer.Option(min=50, help="Simulated customers.")] = 1000,
+    days: Annotated[int, typer.Option(min=70, help="Simulated days (training needs 66).")] = 84,
+    replay_days: Annotated[
+        int, typer.Option(min=2, help="Last days replayed through Kafka (the last one drifts).")
+    ] = 21,
+    trials: Annotated[int, typer.Option(min=1, help="Tuning trials of the champion.")] = 2,
+    amount_shift: Annotated[
+        float, typer.Option(min=0.01, help="Amounts of the last replayed day are multiplied by it.")
+    ] = 3.0,
+    folder: Annotated[Path, typer.Option(help="Where the demo writes (cleared first).")] = Path(
+        "data/demo"
+    ),
+    wait: Annotated[bool, typer.Option(help="Keep serving the dashboard until Ctrl-C.")] = True,
+) -> None:
+    """The end-to-end show: simulate, tune, serve, stream with a drift, label, monitor."""
+    from fraud_ray.demo import DemoOptions, running_demo
+
+    if replay_days >= days:
+        fail(f"--replay-days ({replay_days}) must be fewer than --days ({days})")
+    options = DemoOptions(folder, customers, days, replay_days, trials, amount_shift)
+    bars = _progress()
+    tasks: dict[str, TaskID] = {}
+
+    def progress(label: str, done: int, total: int) -> None:
+        if label not in tasks:
+            tasks[label] = bars.add_task(label, total=total)
+        bars.update(tasks[label], completed=done, total=total)
+
+    bars.start()
+    try:
+        with running_demo(options, settings(), console.print, progress) as result:
+            bars.stop()
+            _demo_summary(result)
+            if wait:
+                console.print("serving until Ctrl-C")
+                with contextlib.suppress(KeyboardInterrupt):
+                    while True:
+                        time.sleep(1)
+    finally:
+        bars.stop()
+
+
+def _demo_summary(result: DemoResult) -> None:
+    from fraud_ray.monitoring.monitor import Monitor, NotEnoughData
+
+    monitor = Monitor(result.settings)
+    console.print(
+        f"replayed {result.replayed:,} transactions through Kafka; "
+        f"{result.labelled:,} labels sent (those past the label delay)"
+    )
+    _show_performance(monitor.performance())
+    try:
+        _show_drift(monitor.drift())
+    except NotEnoughData as error:
+        console.print(f"drift: {error}")
+    comparison = monitor.comparison()
+    if comparison is not None:
+        _show_comparison(comparison)
+    console.print(f"[bold]dashboard: {result.url}/dashboard[/bold]")
+
+
+@app.command()
+def feedback(
+    file: Annotated[
+        Path,
+        typer.Option(
+            "--file",
+            help="CSV, Parquet or JSON Lines (.jsonl) with transaction_id and is_fraud (0 or 1).",
+        ),
+    ],
+) -> None:
+    """Record labels (chargebacks, analyst verdicts) in the decision log, for monitoring."""
+    from fraud_ray.monitoring.labels import LabelFileError, read_labels
+
+    base = settings()
+    try:
+        labels = read_labels(file)
+    except LabelFileError as error:
+        fail(str(error))
+    matched = _monitor(base).record_labels(labels)
+    console.print(
+        f"received {len(labels):,} labels: {matched:,} matched a logged decision, "
+        f"{len(labels) - matched:,} did not"
+    )
+    print(json.dumps({"received": len(labels), "matched": matched}))
+
+
+@monitor_app.command()
+def performance(
+    start: StartOption = None,
+    end: EndOption = None,
+    model_version: Annotated[
+        str | None, typer.Option(help="Only this model version's decisions (default: all).")
+    ] = None,
+) -> None:
+    """Per day: alerts, labels so far, precision, recall, AP, card precision@k and costs."""
+    base = settings()
+    report = _monitor(base).performance(
+        _moment(start, "--start"), _moment(end, "--end"), model_version
+    )
+    _show_performance(report, model_version)
+    print(report.model_dump_json())
+
+
+@monitor_app.command()
+def drift(end: EndOption = None) -> None:
+    """Evidently drift of the latest window against the model's reference sample.
+
+    The window is the monitoring.drift_window_days before --end (default: just after the latest
+    logged transaction); the reference is the sample saved with the model version that made most
+    of its decisions. Saves the HTML report in monitoring.reports_dir and raises the alarm (a
+    WARNING, and monitoring.webhook_url if set) when at least monitoring.drift_share of the
+    columns drifted.
+    """
+    from mlflow.exceptions import MlflowException
+
+    base = settings()
+    monitor = _monitor(base)
+    try:
+        summary = monitor.drift(_moment(end, "--end"))
+    except (ValueError, MlflowException) as error:  # NotEnoughData is a ValueError
+        fail(str(error))
+    _show_drift(summary)
+    print(summary.model_dump_json())
+
+
+@monitor_app.command()
+def compare(start: StartOption = None, end: EndOption = None) -> None:
+    """The champion against the challengers scored in shadow, on the same transactions.
+
+    Those are the labelled transactions that every model decided in the window (default: from the
+    first to the last shadow decision); prints null when no challenger scored in shadow.
+    """
+    base = settings()
+    comparison = _monitor(base).comparison(_moment(start, "--start"), _moment(end, "--end"))
+    if comparison is None:
+        console.print("no shadow decisions in the window: no challenger to compare")
+        print("null")
+        return
+    _show_comparison(comparison)
+    print(comparison.model_dump_json())
+
+
+@monitor_app.command("serve")
+def monitor_serve(
+    host: Annotated[str | None, typer.Option(help="Address (default: monitoring.host).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port (default: monitoring.port).")
+    ] = None,
+) -> None:
+    """The dashboard (/dashboard) and /api/v1/monitoring/* without Ray, until interrupted.
+
+    Reads the decision log and the registry the settings name, as the Serve app's /dashboard
+    does; for teams that keep monitoring off the serving path.
+    """
+    from fraud_ray.monitoring.app import serve
+
+    serve(settings(), host, port)
+
+
+def _show_performance(report: PerformanceReport, model_version: str | None = None) -> None:
+    table = _monitoring_table(
+        f"Decisions of {_versions(model_version)} by UTC day",
+        [
+            *("day", "decided", "alerts", "labels", "frauds", "prec.", "recall", "AP", "CP@k"),
+            *("cost", "saved"),
+        ],
+        caption=f"prec.: labelled alerts that were fraud; CP@k: card precision@{report.k}; cost: "
+        "realised on the labelled decisions; saved: against approving them all",
+    )
+    for day in report.days:
+        table.add_row(
+            day.day.isoformat(),
+            f"{day.decisions:,}",
+            f"{day.alerts:,}",
+            f"{day.labelled:,}",
+            f"{day.frauds:,}",
+            _ratio(day.precision),
+            _ratio(day.recall),
+            _ratio(day.average_precision),
+            _ratio(day.card_precision_at_k),
+            _money(day.realised_cost),
+            _money(day.savings),
+        )
+    console.print(table if report.days else "no logged decisions in the window")
+
+
+def _show_drift(summary: DriftSummary) -> None:
+    table = _monitoring_table(
+        f"{summary.current_rows:,} decisions against the {summary.reference_rows:,} reference "
+        f"rows of model version {summary.model_version}",
+        ["column", "method", "score", "threshold", "drifted"],
+        left=2,
+    )
+    for feature in summary.features:
+        table.add_row(
+            feature.feature,
+            feature.method,
+            f"{feature.score:.4g}",
+            f"{feature.threshold:g}",
+            "[red]yes[/red]" if feature.drifted else "no",
+        )
+    console.print(table)
+    verdict = "[red]dataset drift[/red]" if summary.dataset_drift else "no dataset drift"
+    console.print(
+        f"{verdict}: {summary.drifted_share:.0%} of the columns drifted (alarm at "
+        f"{summary.share_threshold:.0%})\nreport: {summary.report}"
+    )
+
+
+def _show_comparison(comparison: ModelComparison) -> None:
+    table = _monitoring_table(
+        f"Champion and challengers on {comparison.compared:,} labelled transactions",
+        ["role", "version", "labels", "AP", "prec.", "recall", "cost", "saved"],
+        caption=f"same action on {_ratio(comparison.agreement)} of them; cost: realised on them; "
+        "saved: against approving them all",
+    )
+    for outcome in comparison.outcomes:
+        table.add_row(
+            outcome.role,
+            outcome.model_version,
+            f"{outcome.labelled:,}",
+            _ratio(outcome.average_precision),
+            _ratio(outcome.precision),
+            _ratio(outcome.recall),
+            _money(outcome.realised_cost),
+            _money(outcome.savings),
+        )
+    console.print(table)
+
+
+@app.command()
 def settings_show() -> None:
     """Print the settings in force, after the YAML file and FRAUD_RAY_* variables."""
     console.print_json(json.dumps(settings().model_dump(mode="json")))
@@ -389,6 +702,40 @@ def _moment(value: str | None, option: str) -> datetime | None:
     except ValueError:
         fail(f"{option}: {value!r} is not an ISO 8601 date or date-time")
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _monitor(base: Settings) -> Monitor:
+    from fraud_ray.decision_log import DecisionLogError
+    from fraud_ray.monitoring.monitor import Monitor
+
+    try:
+        return Monitor(base)
+    except DecisionLogError as error:
+        fail(str(error))
+
+
+def _monitoring_table(
+    title: str, columns: list[str], caption: str | None = None, left: int = 1
+) -> Table:
+    """Tables narrow enough for a day's figures to fit an 80-column terminal unabbreviated; the
+    first ``left`` columns are names, the rest numbers."""
+    table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, padding=0, show_edge=False)
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i < left else "right", no_wrap=True)
+    return table
+
+
+def _versions(model_version: str | None) -> str:
+    return "every model version" if model_version is None else f"model version {model_version}"
+
+
+def _ratio(value: float | None) -> str:
+    """Undefined ratios (no label yet) print as a dash, never as 0."""
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
 
 
 def _json_default(value: object) -> object:

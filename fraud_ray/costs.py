@@ -108,6 +108,12 @@ class CostPolicy:
             + np.where(decline & ~fraud, self.decline_cost, 0.0)
         )
 
+    def approve_all_cost(self, amounts: ArrayLike, is_fraud: ArrayLike) -> float:
+        """The baseline of no detection at all: every fraud goes through and costs its amount."""
+        amount = _amounts(amounts)
+        approve = np.full(len(amount), Action.APPROVE.value)
+        return float(self.realised_cost(approve, amount, is_fraud).sum())
+
     def threshold_costs(
         self,
         probabilities: ArrayLike,
@@ -142,7 +148,7 @@ class CostPolicy:
         fraud = _labels(is_fraud)
         actions, _ = self.decide(p, amount)
         policy = float(self.realised_cost(actions, amount, fraud).sum())
-        approve_all = float(amount[fraud].sum())
+        approve_all = self.approve_all_cost(amount, fraud)
         fixed = float(self.realised_cost(threshold_actions(p, threshold), amount, fraud).sum())
         return Savings(
             realised_cost=policy,

@@ -84,6 +84,15 @@ def recall_at_fpr(y: ArrayLike, scores: ArrayLike, fpr: float) -> float:
     return float(true_positive_rate[false_positive_rate <= fpr].max())
 
 
+def average_precision(y: ArrayLike, scores: ArrayLike) -> float:
+    """Average precision of ``scores``; NaN when ``y`` lacks either class, where it says nothing
+    about the ranking (all frauds: 1.0 whatever the scores)."""
+    labels = np.asarray(y).ravel()
+    if not _both_classes(labels):
+        return float("nan")
+    return float(average_precision_score(labels, _scores(scores, len(labels))))
+
+
 def evaluate(
     frame: pd.DataFrame,
     probabilities: ArrayLike,
@@ -106,7 +115,7 @@ def evaluate(
     both = _both_classes(y)
     metrics = {
         "roc_auc": float(roc_auc_score(y, p)) if both else float("nan"),
-        "average_precision": float(average_precision_score(y, p)) if both else float("nan"),
+        "average_precision": average_precision(y, p),
     }
     for rate in fprs:
         metrics[f"recall_at_fpr_{_metric_suffix(rate)}"] = recall_at_fpr(y, p, rate)

@@ -17,6 +17,7 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from fraud_ray.model import FraudModel
@@ -24,6 +25,8 @@ from fraud_ray.settings import MlflowSettings
 
 EXPERIMENT = "fraud-ray"
 BUNDLE_ARTIFACT = "bundle"
+# Logged at the root of each version's run by training; drift compares the decision log with it.
+REFERENCE_SAMPLE = "reference_sample.parquet"
 # Passing requirements explicitly spares MLflow ~7 s of inferring them at every log_model.
 REQUIREMENTS = ("xgboost-cpu", "lightgbm", "scikit-learn", "pandas", "numpy", "pydantic")
 
@@ -116,6 +119,18 @@ class Registry:
     def set_alias(self, alias: str, version: str) -> None:
         self.client.set_registered_model_alias(self.settings.model_name, alias, version)
 
+    def promote(
+        self, challenger: str = "challenger", champion: str = "champion"
+    ) -> tuple[str, str]:
+        """Move ``champion`` to the challenger's version and retire the ``challenger`` alias, so the
+        old champion is not scored in shadow against itself; returns (old, new) versions."""
+        name = self.settings.model_name
+        new = str(self.client.get_model_version_by_alias(name, challenger).version)
+        old = str(self.client.get_model_version_by_alias(name, champion).version)
+        self.set_alias(champion, new)
+        self.client.delete_registered_model_alias(name, challenger)
+        return old, new
+
     def resolve(self, reference: str) -> ModelVersion:
         """A version from ``models:/name@alias``, ``models:/name/3``, ``@alias`` or ``3``."""
         name = self.settings.model_name
@@ -139,3 +154,22 @@ class Registry:
         model.metadata.setdefault("name", found.name)
         model.metadata["version"] = str(found.version)
         return model, found
+
+    def reference_sample(self, reference: str) -> pd.DataFrame:
+        """The features and scores of validation data saved with a version (any form ``resolve``
+        takes), which drift is measured against."""
+        found = self.resolve(reference)
+        with tempfile.TemporaryDirectory() as scratch:
+            try:
+                path = mlflow.artifacts.download_artifacts(
+                    run_id=found.run_id,
+                    artifact_path=REFERENCE_SAMPLE,
+                    dst_path=scratch,
+                    tracking_uri=self.settings.tracking_uri,
+                )
+            except MlflowException as error:
+                raise MlflowException(
+                    f"no {REFERENCE_SAMPLE} for model version {found.name}/{found.version} "
+                    f"(run {found.run_id}): {error.message}"
+                ) from error
+            return pd.read_parquet(path)

@@ -195,6 +195,21 @@ class ServingSettings(Section):
     reload_token: str = Field("change-me", min_length=8)
     reload_poll_s: PositiveFloat = 0.5
     reload_timeout_s: PositiveFloat = 60.0
+    log_decisions: bool = Field(
+        True, description="write HTTP decisions to the decision log (the stream pool logs its own)"
+    )
+    record_flush_s: PositiveFloat = Field(
+        0.5, description="how often answered decisions are written to the log, in one batch"
+    )
+    record_max_pending: PositiveInt = Field(
+        200_000, description="unwritten decisions kept while the log is unreachable"
+    )
+    challenger_alias: str | None = Field(
+        "challenger", description="scored in shadow when the registry has it; null: never"
+    )
+    challenger_poll_s: PositiveFloat = Field(
+        30.0, description="how often the ingress looks for a new challenger version"
+    )
     alerts_page_size: PositiveInt = Field(50, description="GET /api/v1/alerts without ?limit=")
     alerts_page_max: PositiveInt = Field(1000, description="the largest ?limit= it accepts")
 
@@ -205,7 +220,11 @@ class MonitoringSettings(Section):
     drift_window_days: PositiveFloat = Field(
         1.0, description="the latest days of logged transactions compared with the reference"
     )
-    drift_min_rows: PositiveInt = Field(200, description="fewer logged rows: no drift verdict")
+    drift_min_rows: PositiveInt = Field(1000, description="fewer logged rows: no drift verdict")
+    drift_ignore: list[str] = Field(
+        default_factory=lambda: ["is_weekend"],
+        description="columns left out of drift: constant within a day, they drift by construction",
+    )
     drift_share: float = Field(
         0.5, gt=0, le=1, description="share of drifted columns that counts as dataset drift"
     )
@@ -214,6 +233,7 @@ class MonitoringSettings(Section):
     )
     reports_dir: str = Field("data/monitoring", description="Evidently HTML reports")
     webhook_url: str | None = Field(None, description="POSTed a JSON summary when drift is found")
+    webhook_timeout_s: PositiveFloat = Field(5.0, description="longest wait for the webhook")
     precision_k: PositiveInt = Field(100, description="cards per day in card precision@k")
     drift_cache_s: float = Field(
         60.0, ge=0, description="a drift summary is reused this long (Evidently takes seconds)"

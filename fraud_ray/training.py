@@ -37,7 +37,7 @@ from fraud_ray.features.distributed import build_features
 from fraud_ray.metrics import evaluate
 from fraud_ray.model import FraudModel, load_booster, raw_scores
 from fraud_ray.plots import plot_calibration, plot_cost_curve, plot_precision_recall
-from fraud_ray.registry import RegisteredModel, Registry
+from fraud_ray.registry import REFERENCE_SAMPLE, RegisteredModel, Registry
 from fraud_ray.runtime import init_ray
 from fraud_ray.schema import AMOUNT, CARD_ID, LABEL, TIMESTAMP, TRANSACTION_ID, DatasetMapping
 from fraud_ray.settings import Settings
@@ -249,7 +249,7 @@ def _reference_sample(
     """Features and scores drift is measured against later (issue: monitoring)."""
     sample = validation[spec.names].assign(fraud_probability=probabilities)
     sample = sample.sample(n=min(REFERENCE_ROWS, len(sample)), random_state=0)
-    path = folder / "reference_sample.parquet"
+    path = folder / REFERENCE_SAMPLE
     sample.to_parquet(path, index=False)
     return path
 

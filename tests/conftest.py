@@ -117,6 +117,7 @@ def small_settings(root: Path, **training: object) -> Settings:
         },
         split={"train_days": 14},
         training={"num_boost_round": 60, "families": ["xgboost"], "trials": 2, **training},
+        decisions={"url": f"sqlite:///{root / 'decisions.db'}"},
     )
 
 

@@ -26,7 +26,8 @@ from matplotlib.figure import Figure
 from pydantic import Field
 
 from fraud_ray.decision_log import DecisionLog
-from fraud_ray.monitoring.interface import MonitorLike, NotEnoughData
+from fraud_ray.monitoring.drift import NotEnoughData
+from fraud_ray.monitoring.interface import MonitorLike
 from fraud_ray.monitoring.summaries import (
     DayPerformance,
     DriftSummary,

@@ -2,7 +2,7 @@
 
 They depend on this interface rather than on ``fraud_ray.monitoring.monitor.Monitor``: the routes
 wrap a monitor in a drift cache that answers the same questions, and a test hands the dashboard a
-small object returning summaries made by hand.
+small object returning summaries made by hand. Importing it costs no Evidently and no MLflow.
 """
 
 from __future__ import annotations
@@ -13,13 +13,6 @@ from typing import Protocol
 from fraud_ray.monitoring.summaries import DriftSummary, ModelComparison, PerformanceReport
 
 
-# Until the monitoring branch is merged; then this class gives way to the one Monitor raises,
-# fraud_ray.monitoring.drift.NotEnoughData, imported here under the same name.
-class NotEnoughData(ValueError):
-    """Raised by ``drift`` when the window holds too few logged rows for a verdict; the message
-    says how many there are and how many are needed."""
-
-
 class MonitorLike(Protocol):
     def performance(
         self,
@@ -28,7 +21,9 @@ class MonitorLike(Protocol):
         model_version: str | None = None,
     ) -> PerformanceReport: ...
 
-    def drift(self, end: datetime | None = None) -> DriftSummary: ...
+    def drift(self, end: datetime | None = None) -> DriftSummary:
+        """Raises ``fraud_ray.monitoring.drift.NotEnoughData`` when the window is too thin."""
+        ...
 
     def comparison(
         self, start: datetime | None = None, end: datetime | None = None

@@ -24,7 +24,8 @@ from fastapi.responses import HTMLResponse
 
 from fraud_ray.decision_log import DecisionLog
 from fraud_ray.monitoring.dashboard import NO_CHALLENGER, collect, render
-from fraud_ray.monitoring.interface import MonitorLike, NotEnoughData
+from fraud_ray.monitoring.drift import NotEnoughData
+from fraud_ray.monitoring.interface import MonitorLike
 from fraud_ray.monitoring.summaries import DriftSummary, ModelComparison, PerformanceReport
 from fraud_ray.serving.api import Problem
 from fraud_ray.settings import Settings

@@ -48,6 +48,7 @@ class FeedbackRequest(Envelope):
 class FeedbackResponse(Envelope):
     received: int
     matched: int = Field(description="labels of transactions the feature state still remembers")
+    logged: int = Field(description="labels of transactions in the decision log")
 
 
 class ModelInfo(Envelope):

@@ -34,6 +34,7 @@ import ray
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from mlflow.exceptions import MlflowException
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -62,6 +63,7 @@ from fraud_ray.serving.api import (
     http_problem,
     validation_problem,
 )
+from fraud_ray.serving.metrics import GraphMetrics
 from fraud_ray.serving.pipeline import (
     Decided,
     ModelRefused,
@@ -72,6 +74,7 @@ from fraud_ray.serving.pipeline import (
     events_from,
     render,
 )
+from fraud_ray.serving.recorder import DecisionRecorder, feature_maps
 from fraud_ray.settings import Settings
 
 logger = logging.getLogger("ray.serve")
@@ -137,6 +140,33 @@ def serving_spec(settings: Settings) -> FeatureSpec:
             f"{settings.mlflow.tracking_uri} ({error}); train one first: fraud-ray train"
         ) from None
     return bundle.spec
+
+
+def challenger(
+    registry: Registry,
+    settings: Settings,
+    spec: FeatureSpec,
+    alias: str,
+    current: ServingModel | None,
+) -> ServingModel | None:
+    """The model to score in shadow: the alias's version, unless it is missing, is the champion,
+    or cannot serve these features (then it is logged and skipped, and the graph serves on)."""
+    name = settings.mlflow.model_name
+    try:
+        version = str(registry.resolve(f"@{alias}").version)
+    except MlflowException:
+        return None
+    if current is not None and current.ref.version == version:
+        return current
+    if version == str(registry.resolve(f"@{settings.serving.model_alias}").version):
+        return None
+    try:
+        loaded = load_model(settings, spec, version)
+    except ModelRefused as refused:
+        logger.warning("not scoring %s@%s in shadow: %s", name, alias, refused)
+        return None
+    logger.info("scoring %s version %s (%s) in shadow", name, version, alias)
+    return loaded.model
 
 
 @ray.remote(num_cpus=0)
@@ -286,7 +316,7 @@ def json_response(content: object) -> Response:
 class Ingress:
     """HTTP in, decisions out; also the entry point the streaming pool calls through a handle."""
 
-    def __init__(
+    async def __init__(
         self,
         features: DeploymentHandle | None,
         scorer: DeploymentHandle,
@@ -305,26 +335,89 @@ class Ingress:
         api.state.reload_token = settings.serving.reload_token
         api.state.monitoring = Monitoring(settings)  # what the monitoring routes read
         self._decision_log: DecisionLog | None = None
+        self.metrics = GraphMetrics(self.app_name)
+        self.recorder = DecisionRecorder(
+            self.decision_log, spec.names, self.policy, settings.serving.record_max_pending
+        )
+        self.shadow: ServingModel | None = None
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._record())]
+        if settings.serving.challenger_alias:
+            self._tasks.append(loop.create_task(self._watch_challenger()))
 
-    async def decide(self, transactions: Sequence[Transaction]) -> list[dict[str, Any]]:
-        """Decisions, as ``Decision``-shaped dicts in the transactions' order.
+    async def answer(
+        self, transactions: Sequence[Transaction]
+    ) -> tuple[list[dict[str, Any]], np.ndarray]:
+        """Decisions, as ``Decision``-shaped dicts in the transactions' order, and the feature rows
+        they were made on.
 
-        HTTP and the Kafka pool both come through here. With ``serving.fuse_steps`` the feature
-        and decision steps run in this replica and only the model is a hop away; otherwise each
-        step's response is handed straight to the next step's call.
+        With ``serving.fuse_steps`` the feature and decision steps run in this replica and only
+        the model is a hop away; otherwise the rows come back here (the log and the challenger
+        need them) and the Scorer's response is handed straight to the decision step.
         """
         received_at = datetime.now(UTC)
         events = events_from(transactions)
         amounts = amounts_of(transactions)
         decided: Decided
         if self.online is not None:
-            scores = await self.scorer.score.remote(self.online.compute(events))
-            decided = decide(self.policy, scores, amounts)
+            rows = self.online.compute(events)
+            decided = decide(self.policy, await self.scorer.score.remote(rows), amounts)
         else:
             assert self.features is not None and self.decider is not None
-            rows = self.features.compute.remote(events)
+            rows = await self.features.compute.remote(events)
             decided = await self.decider.decide.remote(self.scorer.score.remote(rows), amounts)
-        return render(transactions, decided, self.spec, received_at)
+        self.metrics.record(decided)
+        return render(transactions, decided, self.spec, received_at), rows
+
+    async def decide(self, transactions: Sequence[Transaction]) -> list[dict[str, Any]]:
+        """The handle entry point for callers that log decisions themselves, as the streaming
+        pool does before it commits: the recorder only scores the challenger on them."""
+        decisions, rows = await self.answer(transactions)
+        self.recorder.add(transactions, decisions, rows, log=False)
+        return decisions
+
+    async def decide_for_log(
+        self, transactions: Sequence[Transaction]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, float]]]:
+        """``decide``, with each decision's features for the caller's decision log."""
+        decisions, rows = await self.answer(transactions)
+        self.recorder.add(transactions, decisions, rows, log=False)
+        return decisions, feature_maps(self.spec.names, rows)
+
+    async def decide_and_log(self, transactions: Sequence[Transaction]) -> list[dict[str, Any]]:
+        """HTTP's path: the recorder logs the decisions (``serving.log_decisions``) after the
+        answer has gone."""
+        decisions, rows = await self.answer(transactions)
+        self.recorder.add(transactions, decisions, rows, log=self.settings.serving.log_decisions)
+        return decisions
+
+    async def _record(self) -> None:
+        """Flush the recorder every ``serving.record_flush_s``; a failed flush is retried with
+        the next one's decisions, never raised into a request."""
+        serving = self.settings.serving
+        while True:
+            await asyncio.sleep(serving.record_flush_s)
+            pending = self.recorder.take()
+            try:
+                flushed = await asyncio.to_thread(self.recorder.flush, pending, self.shadow)
+                self.metrics.flushed(flushed)
+            except Exception as error:  # the database is away: keep the batch for the next try
+                logger.warning("decision log write failed, will retry: %s", error)
+                self.recorder.restore(pending)
+
+    async def _watch_challenger(self) -> None:
+        """Load the registry's challenger when its alias moves; drop it when the alias goes."""
+        alias = self.settings.serving.challenger_alias
+        assert alias is not None
+        registry = Registry(self.settings.mlflow)
+        while True:
+            try:
+                self.shadow = await asyncio.to_thread(
+                    challenger, registry, self.settings, self.spec, alias, self.shadow
+                )
+            except Exception as error:  # a registry hiccup: keep the current challenger
+                logger.warning("could not check the %s alias: %s", alias, error)
+            await asyncio.sleep(self.settings.serving.challenger_poll_s)
 
     @api.get("/health")
     async def health(self) -> dict[str, str]:
@@ -332,7 +425,7 @@ class Ingress:
 
     @api.post("/api/v1/predict/single", response_model=Decision)
     async def predict_single(self, transaction: Transaction) -> Response:
-        return json_response((await self.decide([transaction]))[0])
+        return json_response((await self.decide_and_log([transaction]))[0])
 
     @api.post(
         "/api/v1/predict/batch",
@@ -347,7 +440,7 @@ class Ingress:
                 f"transactions: a batch holds at most {limit} transactions "
                 f"(serving.max_batch_transactions), got {len(request.transactions)}",
             )
-        return json_response({"decisions": await self.decide(request.transactions)})
+        return json_response({"decisions": await self.decide_and_log(request.transactions)})
 
     @api.get("/api/v1/model/info", response_model=ModelInfo)
     async def model_info(self) -> ModelInfo:
@@ -365,17 +458,20 @@ class Ingress:
 
     @api.post("/api/v1/feedback", response_model=FeedbackResponse)
     async def feedback(self, request: FeedbackRequest) -> FeedbackResponse:
+        """Labels feed the terminals' risk features and join their decisions in the log, where
+        monitoring measures the model's performance."""
         labels = [(label.transaction_id, label.is_fraud) for label in request.labels]
         if self.online is not None:
             matched = self.online.record_labels(labels)
         else:
             assert self.features is not None
             matched = await self.features.record_labels.remote(labels)
-        return FeedbackResponse(received=len(labels), matched=matched)
+        logged = await asyncio.to_thread(self.decision_log().record_labels, labels)
+        return FeedbackResponse(received=len(labels), matched=matched, logged=logged)
 
     def decision_log(self) -> DecisionLog:
-        """The log the streaming pool writes (the graph itself writes none), opened on first read,
-        off the event loop: opening creates the table if needed, a round trip to the database."""
+        """Opened on first use, off the event loop: opening creates the tables if needed, a round
+        trip to the database."""
         if self._decision_log is None:
             self._decision_log = DecisionLog(self.settings.decisions.url)
         return self._decision_log

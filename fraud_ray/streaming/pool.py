@@ -51,11 +51,12 @@ class Consumer:
             self.consumer,
             self.producer,
             self._decide,
-            self.log.write,
+            self._write_log,
             kafka,
             PoolMetrics(kafka.group, slot),
         )
         self.timeout_s = kafka.graph_timeout_s
+        self._features: list[dict[str, float]] | None = None
         self.consumer.subscribe([kafka.transactions_topic])
         self._stopping = threading.Event()
         self._stopped = threading.Event()
@@ -64,9 +65,16 @@ class Consumer:
 
     def _decide(self, transactions: list[Transaction]) -> list[Decision]:
         """The graph answers ``Decision``-shaped dicts (cheap to build and to pickle); the loop
-        works on typed decisions."""
-        records = self.graph.decide.remote(transactions).result(timeout_s=self.timeout_s)
+        works on typed decisions. The features come along for the log (drift reads them) and
+        wait here for the loop's write of the same batch, which always follows."""
+        records, self._features = self.graph.decide_for_log.remote(transactions).result(
+            timeout_s=self.timeout_s
+        )
         return [Decision.model_validate(record) for record in records]
+
+    def _write_log(self, decisions: list[Decision], transactions: list[Transaction]) -> int:
+        features, self._features = self._features, None
+        return self.log.write(decisions, transactions, features)
 
     def _run(self) -> None:
         try:

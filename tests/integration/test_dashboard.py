@@ -24,34 +24,23 @@ from pathlib import Path
 
 import httpx
 import matplotlib.image
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 import uvicorn
 import xgboost as xgb
-from scipy.stats import ks_2samp
-from sklearn.metrics import average_precision_score
 
 from fraud_ray.calibration import Calibrator
 from fraud_ray.costs import CostPolicy
 from fraud_ray.decision_log import DecisionLog
 from fraud_ray.features.definitions import FeatureSpec
 from fraud_ray.features.offline import compute_features
-from fraud_ray.metrics import card_precision_at_k
 from fraud_ray.model import FraudModel
 from fraud_ray.monitoring.app import create_app
-from fraud_ray.monitoring.interface import MonitorLike, NotEnoughData
+from fraud_ray.monitoring.monitor import Monitor
 from fraud_ray.monitoring.routes import Monitoring
-from fraud_ray.monitoring.summaries import (
-    DayPerformance,
-    DriftSummary,
-    FeatureDrift,
-    ModelComparison,
-    ModelOutcome,
-    PerformanceReport,
-)
-from fraud_ray.registry import Registry
+from fraud_ray.monitoring.summaries import DriftSummary, ModelComparison, PerformanceReport
+from fraud_ray.registry import REFERENCE_SAMPLE, Registry
 from fraud_ray.schema import AMOUNT, LABEL, TIMESTAMP, Action, Decision, ModelRef, Transaction
 from fraud_ray.serving.pipeline import ServingModel, decide, render
 from fraud_ray.settings import Settings, SimulatorSettings
@@ -64,7 +53,6 @@ ROOT = Path(__file__).parents[2]
 SCREENSHOT = ROOT / "docs" / "dashboard.png"
 SAVE_SCREENSHOT = "FRAUD_RAY_SAVE_SCREENSHOT"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")  # as scripts/install-services.sh
-REFERENCE = "reference_sample.parquet"  # the artifact training registers with each model
 SIMULATION = SimulatorSettings(
     customers=400,
     terminals=800,
@@ -132,7 +120,9 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Logged]:
             "artifact_location": str(root / "artifacts"),
             "model_name": "fraud-dashboard",
         },
-        monitoring={"reports_dir": str(root / "reports")},  # where Monitor saves Evidently's
+        # Evidently's reports go to the test's folder; a day of this small simulation holds
+        # about 800 decisions, fewer than the default minimum for a verdict.
+        monitoring={"reports_dir": str(root / "reports"), "drift_min_rows": 500},
     )
     frame = pd.concat([day for _, day in simulate_days(SIMULATION)], ignore_index=True)
     day = (frame[TIMESTAMP] - frame[TIMESTAMP].min().normalize()).dt.days.to_numpy()
@@ -150,13 +140,18 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Logged]:
     reference = features[validation].assign(
         fraud_probability=champion.probabilities(rows[validation])
     )
-    reference.sample(n=3000, random_state=0).to_parquet(root / REFERENCE, index=False)
+    reference.sample(n=3000, random_state=0).to_parquet(root / REFERENCE_SAMPLE, index=False)
     registry = Registry(settings.mlflow)
     champion_ref, challenger_ref = (
         ModelRef(name=registered.name, version=registered.version)
         for registered in (
             registry.register(
-                model, params={}, metrics={}, tags={}, artifacts=[root / REFERENCE], alias=alias
+                model,
+                params={},
+                metrics={},
+                tags={},
+                artifacts=[root / REFERENCE_SAMPLE],
+                alias=alias,
             )
             for model, alias in ((champion, "champion"), (challenger, "challenger"))
         )
@@ -188,143 +183,11 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Logged]:
     log.close()
 
 
-class LogMonitor:
-    """Answers from the decision log and the registry as ``Monitor`` does, with plain pandas and
-    a Kolmogorov-Smirnov test where Monitor runs Evidently. It stands in for Monitor until
-    fraud_ray.monitoring.monitor is merged: what this module checks is the page, not the figures.
-    """
-
-    def __init__(self, settings: Settings, log: DecisionLog) -> None:
-        self.settings = settings
-        self.log = log
-        self.policy = CostPolicy.from_settings(settings.costs)
-        found = Registry(settings.mlflow).resolve(f"@{settings.serving.model_alias}")
-        self.version = str(found.version)
-        path = mlflow.artifacts.download_artifacts(
-            run_id=found.run_id, artifact_path=REFERENCE, tracking_uri=settings.mlflow.tracking_uri
-        )
-        self.reference = pd.read_parquet(path)
-
-    def drift(self, end: datetime | None = None) -> DriftSummary:
-        monitoring = self.settings.monitoring
-        latest = self.log.last_transaction_time()
-        end = end or (latest + timedelta(microseconds=1) if latest else datetime.now(UTC))
-        start = end - timedelta(days=monitoring.drift_window_days)
-        current = self.log.feature_frame(start, end)
-        if len(current) < monitoring.drift_min_rows:
-            raise NotEnoughData(
-                f"{len(current)} logged rows from {start:%Y-%m-%d %H:%M}, "
-                f"{monitoring.drift_min_rows} needed (monitoring.drift_min_rows)"
-            )
-        features = []
-        for column in self.reference.columns:
-            p = float(ks_2samp(self.reference[column].dropna(), current[column].dropna()).pvalue)
-            features.append(
-                FeatureDrift(feature=column, method="ks", score=p, threshold=0.05, drifted=p < 0.05)
-            )
-        share = sum(f.drifted for f in features) / len(features)
-        return DriftSummary(
-            model_version=self.version,
-            measured_at=datetime.now(UTC),
-            window_start=start,
-            window_end=end,
-            reference_rows=len(self.reference),
-            current_rows=len(current),
-            drifted_share=share,
-            share_threshold=monitoring.drift_share,
-            dataset_drift=share >= monitoring.drift_share,
-            features=features,
-            report=None,
-        )
-
-    def performance(
-        self,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        model_version: str | None = None,
-    ) -> PerformanceReport:
-        frame = self.log.frame(start, end)
-        if model_version is not None:
-            frame = frame[frame["model_version"] == model_version]
-        k = self.settings.monitoring.precision_k
-        days = [self._day(day, group, k) for day, group in frame.groupby(frame[TIMESTAMP].dt.date)]
-        return PerformanceReport(model_version=model_version, k=k, days=days)
-
-    def comparison(
-        self, start: datetime | None = None, end: datetime | None = None
-    ) -> ModelComparison | None:
-        shadow = self.log.shadow_frame(start, end)
-        if shadow.empty:
-            return None
-        shadow = shadow[shadow[LABEL].notna()]
-        served = (
-            self.log.frame(start, end).set_index("transaction_id").loc[shadow["transaction_id"]]
-        )
-        outcomes = [
-            ModelOutcome(
-                role=role,
-                model_version=str(decisions["model_version"].iloc[0]),
-                labelled=len(decisions),
-                **self._judge(decisions),
-            )
-            for role, decisions in (("champion", served), ("challenger", shadow))
-        ]
-        agreement = float((served["decision"].to_numpy() == shadow["decision"].to_numpy()).mean())
-        return ModelComparison(
-            window_start=start or served[TIMESTAMP].min(),
-            window_end=end or served[TIMESTAMP].max(),
-            compared=len(shadow),
-            agreement=agreement,
-            outcomes=outcomes,
-        )
-
-    def _day(self, day: date, decisions: pd.DataFrame, k: int) -> DayPerformance:
-        labelled = decisions[decisions[LABEL].notna()]
-        judged = self._judge(labelled) if len(labelled) else {}
-        return DayPerformance(
-            day=day,
-            decisions=len(decisions),
-            alerts=int((decisions["decision"] != Action.APPROVE.value).sum()),
-            labelled=len(labelled),
-            unlabelled=len(decisions) - len(labelled),
-            frauds=int(labelled[LABEL].sum()),
-            precision=judged.get("precision"),
-            recall=judged.get("recall"),
-            average_precision=judged.get("average_precision"),
-            card_precision_at_k=card_precision_at_k(labelled, labelled["fraud_probability"], k).mean
-            if len(labelled)
-            else None,
-            expected_cost=float(decisions["expected_cost"].sum()),
-            realised_cost=judged.get("realised_cost"),
-            savings=judged.get("savings"),
-        )
-
-    def _judge(self, decisions: pd.DataFrame) -> dict[str, float | None]:
-        fraud = decisions[LABEL].to_numpy(dtype=bool)
-        alerted = (decisions["decision"] != Action.APPROVE.value).to_numpy()
-        amounts = decisions[AMOUNT].to_numpy()
-        realised = float(self.policy.realised_cost(decisions["decision"], amounts, fraud).sum())
-        both_classes = 0 < fraud.sum() < len(fraud)
-        return {
-            "precision": float(fraud[alerted].mean()) if alerted.any() else None,
-            "recall": float(alerted[fraud].mean()) if fraud.any() else None,
-            "average_precision": float(
-                average_precision_score(fraud, decisions["fraud_probability"])
-            )
-            if both_classes
-            else None,
-            "realised_cost": realised,
-            "savings": float(amounts[fraud].sum()) - realised,
-        }
-
-
 @pytest.fixture(scope="module")
 def dashboard_url(logged: Logged) -> Iterator[str]:
     """The standalone app on a free port, in a thread of this process."""
     settings, log = logged.settings, logged.log
-    # When fraud_ray.monitoring.monitor is merged: monitor = Monitor(settings, log)
-    monitor: MonitorLike = LogMonitor(settings, log)
-    app = create_app(settings, Monitoring(settings, monitor, log))
+    app = create_app(settings, Monitoring(settings, Monitor(settings, log), log))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

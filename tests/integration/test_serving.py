@@ -7,6 +7,7 @@ them up.
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import threading
 import time
@@ -20,9 +21,13 @@ import schemathesis
 import xgboost as xgb
 from hypothesis import HealthCheck, given
 from hypothesis import settings as examples
+from mlflow.exceptions import MlflowException
 from ray import serve
 from schemathesis import GenerationMode
+from typer.testing import CliRunner
 
+from fraud_ray.cli import app as cli
+from fraud_ray.decision_log import DecisionLog
 from fraud_ray.features.definitions import FeatureSpec
 from fraud_ray.model import FraudModel
 from fraud_ray.registry import Registry
@@ -42,13 +47,22 @@ def served(
     """The graph on a copy of the session's registry: the reload tests register versions and
     move the champion alias, which the training tests must not see."""
     settings, _ = training_run
-    registry = tmp_path_factory.mktemp("serving") / "mlflow.db"
+    folder = tmp_path_factory.mktemp("serving")
+    registry = folder / "mlflow.db"
     shutil.copy(settings.mlflow.tracking_uri.removeprefix("sqlite:///"), registry)
     settings = settings.model_copy(
         update={
             "mlflow": settings.mlflow.model_copy(update={"tracking_uri": f"sqlite:///{registry}"}),
+            "decisions": settings.decisions.model_copy(
+                update={"url": f"sqlite:///{folder / 'decisions.db'}"}
+            ),
             "serving": settings.serving.model_copy(
-                update={"reload_token": TOKEN, "max_batch_transactions": MAX_BATCH}
+                update={
+                    "reload_token": TOKEN,
+                    "max_batch_transactions": MAX_BATCH,
+                    "record_flush_s": 0.2,
+                    "challenger_poll_s": 0.5,
+                }
             ),
         }
     )
@@ -149,12 +163,13 @@ def test_feedback_raises_the_risk_of_a_terminal_after_the_label_delay(
             for i in range(12)
         ]
     assert client.post("/api/v1/predict/batch", json={"transactions": history}).status_code == 200
+    logged_decisions(client, [t["transaction_id"] for t in history])
     labels = [
         {"transaction_id": t["transaction_id"], "is_fraud": int(t["terminal_id"] == "fb-risky")}
         for t in history
     ]
     answer = client.post("/api/v1/feedback", json={"labels": labels}).json()
-    assert answer == {"received": 24, "matched": 24}
+    assert answer == {"received": 24, "matched": 24, "logged": 24}
 
     later = start + timedelta(days=9)
     probe = [
@@ -166,6 +181,86 @@ def test_feedback_raises_the_risk_of_a_terminal_after_the_label_delay(
         "decisions"
     ]
     assert risky["fraud_probability"] > clean["fraud_probability"]
+
+
+def logged_decisions(client: httpx.Client, ids: list[str], timeout_s: float = 30) -> list[dict]:
+    """The log entries of answered transactions, once the recorder has written them all."""
+    deadline = time.monotonic() + timeout_s
+    found: dict[str, dict] = {}
+    while len(found) < len(ids):
+        for tx in ids:
+            if tx not in found:
+                answer = client.get(f"/api/v1/decisions/{tx}")
+                if answer.status_code == 200:
+                    found[tx] = answer.json()
+        if len(found) < len(ids):
+            assert time.monotonic() < deadline, f"{len(ids) - len(found)} decisions never logged"
+            time.sleep(0.2)
+    return [found[tx] for tx in ids]
+
+
+def test_answered_decisions_reach_the_decision_log_with_their_features(
+    client: httpx.Client, served: tuple[str, Settings]
+) -> None:
+    batch = [transaction(f"logged-{i}", NOW + timedelta(minutes=i), 10.0 + i) for i in range(20)]
+    answered = client.post("/api/v1/predict/batch", json={"transactions": batch}).json()
+    logged = logged_decisions(client, [t["transaction_id"] for t in batch])
+    assert [entry["decision"] for entry in logged] == answered["decisions"]
+    entry = DecisionLog(served[1].decisions.url).get("logged-7")
+    assert entry is not None and entry.features is not None
+    assert list(entry.features) == FeatureSpec().names
+    assert entry.features["amount"] == 17.0
+
+
+def challenger_model(champion: FraudModel) -> FraudModel:
+    """The champion's features and calibration on a booster that reads only the amount: its
+    decisions differ from the champion's, so shadow rows can be told from served ones."""
+    rng = np.random.default_rng(1)
+    rows = rng.normal(size=(400, len(champion.features)))
+    amount = champion.features.index("amount")
+    booster = xgb.train(
+        {"objective": "binary:logistic", "max_depth": 2, "verbosity": 0},
+        xgb.DMatrix(rows, label=(rows[:, amount] > 0.5), feature_names=champion.features),
+        num_boost_round=5,
+    )
+    return FraudModel(booster, "xgboost", champion.calibrator, champion.spec, champion.policy, {})
+
+
+def cold_batch(prefix: str) -> list[dict]:
+    """Transactions of never-seen cards and terminals: the same features whatever the prefix."""
+    return [transaction(f"{prefix}-{i}", NOW, amount=20.0 + 150 * i) for i in range(10)]
+
+
+def test_a_challenger_is_scored_in_shadow_and_never_changes_an_answer(
+    client: httpx.Client, served: tuple[str, Settings], champion: FraudModel
+) -> None:
+    settings = served[1]
+    registry = Registry(settings.mlflow)
+    alone = client.post("/api/v1/predict/batch", json={"transactions": cold_batch("solo")})
+    version = registry.register(
+        challenger_model(champion), params={}, metrics={}, tags={}, artifacts=[], alias="challenger"
+    ).version
+    log = DecisionLog(settings.decisions.url)
+    try:
+        deadline = time.monotonic() + 60
+        for attempt in itertools.count():
+            batch = cold_batch(f"shadowed-{attempt}")
+            beside = client.post("/api/v1/predict/batch", json={"transactions": batch})
+            logged_decisions(client, [t["transaction_id"] for t in batch])
+            shadow = log.shadow_frame()
+            shadow = shadow[shadow["transaction_id"].str.startswith(f"shadowed-{attempt}-")]
+            if len(shadow) == len(batch) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    finally:
+        registry.client.delete_registered_model_alias(settings.mlflow.model_name, "challenger")
+    assert len(shadow) == len(batch), "the challenger was never scored in shadow"
+    assert set(shadow["model_version"]) == {version}
+    answers = [(d["fraud_probability"], d["decision"]) for d in beside.json()["decisions"]]
+    assert answers == [(d["fraud_probability"], d["decision"]) for d in alone.json()["decisions"]]
+    assert {d["model"]["version"] for d in beside.json()["decisions"]} != {version}
+    served_probabilities = [p for p, _ in answers]
+    assert shadow["fraud_probability"].tolist() != served_probabilities
 
 
 def test_unknown_cards_and_terminals_score_cold(client: httpx.Client) -> None:
@@ -309,6 +404,39 @@ def test_a_broken_version_is_refused_and_the_old_one_keeps_serving(
         assert decision.json()["model"]["version"] == serving_version
     finally:
         Registry(settings.mlflow).set_alias("champion", serving_version)
+
+
+def test_promotion_moves_the_aliases_and_the_graph_serves_the_challenger(
+    client: httpx.Client,
+    served: tuple[str, Settings],
+    champion: FraudModel,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = served[1]
+    registry = Registry(settings.mlflow)
+    old = client.get("/api/v1/model/info").json()["version"]
+    new = registry.register(
+        challenger_model(champion), params={}, metrics={}, tags={}, artifacts=[], alias="challenger"
+    ).version
+    monkeypatch.setenv("FRAUD_RAY_MLFLOW_TRACKING_URI", settings.mlflow.tracking_uri)
+    monkeypatch.setenv("FRAUD_RAY_MLFLOW_MODEL_NAME", settings.mlflow.model_name)
+    monkeypatch.setenv("FRAUD_RAY_SERVING_RELOAD_TOKEN", TOKEN)
+    try:
+        result = CliRunner().invoke(cli, ["promote", "--url", served[0]])
+        assert result.exit_code == 0, result.output
+        assert f"version {old} -> {new}" in result.output
+        assert client.get("/api/v1/model/info").json()["version"] == new
+        decision = client.post("/api/v1/predict/single", json=transaction("promoted", NOW)).json()
+        assert decision["model"]["version"] == new
+        assert str(registry.resolve("@champion").version) == new
+        with pytest.raises(MlflowException):
+            registry.resolve("@challenger")
+        again = CliRunner().invoke(cli, ["promote", "--url", served[0]])
+        assert again.exit_code == 2
+        assert "challenger" in again.output and "Traceback" not in again.output
+    finally:
+        registry.set_alias("champion", old)
+        client.post("/api/v1/model/reload", headers={"Authorization": f"Bearer {TOKEN}"})
 
 
 def test_openapi_documents_every_endpoint(client: httpx.Client) -> None:

@@ -66,6 +66,11 @@ def test_realised_cost_refuses_unknown_actions() -> None:
         POLICY.realised_cost(["approve", "block"], [1.0, 1.0], [0, 0])
 
 
+def test_approving_everything_costs_the_frauds_amounts() -> None:
+    assert POLICY.approve_all_cost([1000.0, 10.0, 200.0, 50.0], [1, 0, 0, 1]) == 1050.0
+    assert POLICY.approve_all_cost([], []) == 0.0
+
+
 def test_threshold_baseline_declines_from_the_threshold_on() -> None:
     actions = threshold_actions([0.1, 0.5, 0.9])
     assert actions.tolist() == [Action.APPROVE, Action.DECLINE, Action.DECLINE]

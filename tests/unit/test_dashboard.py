@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from fraud_ray.decision_log import DecisionLog
 from fraud_ray.monitoring.app import create_app
 from fraud_ray.monitoring.dashboard import collect, render
-from fraud_ray.monitoring.interface import NotEnoughData
+from fraud_ray.monitoring.drift import NotEnoughData
 from fraud_ray.monitoring.routes import DriftCache, Monitoring
 from fraud_ray.monitoring.summaries import (
     DayPerformance,

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from fraud_ray.costs import CostPolicy
-from fraud_ray.metrics import card_precision_at_k, evaluate, recall_at_fpr
+from fraud_ray.metrics import average_precision, card_precision_at_k, evaluate, recall_at_fpr
 from fraud_ray.schema import AMOUNT, CARD_ID, LABEL, TIMESTAMP
 
 
@@ -95,6 +95,13 @@ def test_recall_at_fpr_does_not_split_ties() -> None:
 
 def test_recall_at_fpr_is_nan_with_one_class() -> None:
     assert math.isnan(recall_at_fpr([0, 0, 0], [0.1, 0.2, 0.3], 0.01))
+
+
+def test_average_precision_needs_both_classes() -> None:
+    # Frauds ranked 1st and 3rd: precision 1/1 at the first, 2/3 at the second.
+    assert average_precision([1, 0, 1, 0], [0.9, 0.8, 0.7, 0.1]) == pytest.approx((1 + 2 / 3) / 2)
+    assert math.isnan(average_precision([1, 1], [0.1, 0.2]))
+    assert math.isnan(average_precision([0, 0], [0.1, 0.2]))
 
 
 def _labelled() -> tuple[pd.DataFrame, list[float]]:

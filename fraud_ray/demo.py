@@ -1,0 +1,268 @@
+"""The end-to-end demo (``fraud-ray demo``, ``make demo``): everything fraud-ray does, on one machine.
+
+Simulate -> tune a champion and a challenger -> serve the graph -> start a Kafka broker and the
+ingestion pool -> replay the last simulated days as a stream, with the amounts of the last day
+shifted -> send the labels that are past the label delay -> summarise what the dashboard shows.
+
+Everything the demo writes lives under one folder (``data/demo``), cleared at the start, so that it
+neither reads nor spoils the data, registry or decision log of ``make run``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+
+from fraud_ray.schema import AMOUNT, CARD_ID, LABEL, TERMINAL_ID, TIMESTAMP, TRANSACTION_ID
+from fraud_ray.settings import Settings, SimulatorSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+KAFKA_SCRIPT = ROOT / "scripts" / "kafka.sh"
+FEEDBACK_CHUNK = 50_000
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    folder: Path
+    customers: int
+    days: int
+    replay_days: int
+    trials: int
+    amount_shift: float
+
+
+def demo_settings(base: Settings, folder: Path, run: str) -> Settings:
+    """The settings in force, with every path the demo writes moved under ``folder`` and topics
+    and a consumer group of this ``run`` only: a broker kept from an earlier run holds its
+    messages and committed offsets, which must not leak into a fresh decision log."""
+    folder = folder.resolve()
+    kafka = base.kafka
+    topics = {
+        name: f"demo-{run}.{getattr(kafka, name)}"
+        for name in ("transactions_topic", "decisions_topic", "alerts_topic", "dlq_topic")
+    }
+    return base.model_copy(
+        update={
+            "kafka": kafka.model_copy(update={**topics, "group": f"fraud-ray-demo-{run}"}),
+            "data": base.data.model_copy(
+                update={"raw_dir": folder / "raw", "features_dir": folder / "features"}
+            ),
+            "mlflow": base.mlflow.model_copy(
+                update={
+                    "tracking_uri": f"sqlite:///{folder / 'mlflow.db'}",
+                    "artifact_location": str(folder / "artifacts"),
+                }
+            ),
+            "decisions": base.decisions.model_copy(
+                update={"url": f"sqlite:///{folder / 'decisions.db'}"}
+            ),
+            "monitoring": base.monitoring.model_copy(
+                update={"reports_dir": str(folder / "monitoring")}
+            ),
+        }
+    )
+
+
+def simulation(options: DemoOptions, base: SimulatorSettings) -> SimulatorSettings:
+    return base.model_copy(
+        update={
+            "customers": options.customers,
+            "terminals": 2 * options.customers,
+            "days": options.days,
+        }
+    )
+
+
+def replay_frame(raw: Path, days: int, amount_shift: float) -> pd.DataFrame:
+    """The last ``days`` days of the simulation in time order, as the stream will carry them, with
+    the amounts of the last day multiplied by ``amount_shift``: the drift the monitor must find."""
+    frame = pd.read_parquet(raw)
+    frame[TIMESTAMP] = pd.to_datetime(frame[TIMESTAMP], utc=True)
+    last_day = frame[TIMESTAMP].max().normalize()
+    frame = frame[frame[TIMESTAMP] >= last_day - timedelta(days=days - 1)]
+    frame = frame.sort_values([TIMESTAMP, TRANSACTION_ID], kind="stable").reset_index(drop=True)
+    shifted = frame[TIMESTAMP] >= last_day
+    frame.loc[shifted, AMOUNT] = (frame.loc[shifted, AMOUNT] * amount_shift).round(2)
+    return frame
+
+
+def messages(frame: pd.DataFrame) -> Iterator[tuple[bytes, bytes]]:
+    """(key, value) per transaction: JSON of the transaction schema, keyed by card."""
+    columns = [TRANSACTION_ID, CARD_ID, TERMINAL_ID, AMOUNT]
+    for tx, card, terminal, amount, moment in zip(
+        *(frame[c].tolist() for c in columns), frame[TIMESTAMP].tolist(), strict=True
+    ):
+        body = {
+            TRANSACTION_ID: str(tx),
+            TIMESTAMP: moment.isoformat(),
+            CARD_ID: str(card),
+            TERMINAL_ID: str(terminal),
+            AMOUNT: float(amount),
+        }
+        yield str(card).encode(), json.dumps(body).encode()
+
+
+def labels_past_delay(frame: pd.DataFrame, delay_days: int) -> list[tuple[str, int]]:
+    """The labels a bank would know by the end of the replay: those of transactions at least the
+    label delay old."""
+    known = frame[frame[TIMESTAMP] < frame[TIMESTAMP].max() - timedelta(days=delay_days)]
+    return list(zip(known[TRANSACTION_ID].astype(str), known[LABEL].astype(int), strict=True))
+
+
+@contextmanager
+def kafka_broker(bootstrap: str) -> Iterator[None]:
+    """A broker for the demo: the one already running, else ``scripts/kafka.sh`` starts one and
+    stops it afterwards."""
+    if subprocess.run([KAFKA_SCRIPT, "status"], capture_output=True, check=False).returncode == 0:
+        yield
+        return
+    started = subprocess.run([KAFKA_SCRIPT, "start"], capture_output=True, text=True, check=False)
+    if started.returncode != 0:
+        raise RuntimeError(f"could not start Kafka for {bootstrap}: {started.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run([KAFKA_SCRIPT, "stop"], capture_output=True, check=False)
+
+
+def fresh(folder: Path) -> None:
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+
+
+def wait_for(done: Callable[[], int], total: int, progress: Progress, label: str) -> None:
+    """Report ``done()`` against ``total`` until they meet."""
+    while (count := done()) < total:
+        progress(label, count, total)
+        time.sleep(0.5)
+    progress(label, total, total)
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    settings: Settings
+    url: str
+    replayed: int
+    labelled: int
+
+
+@contextmanager
+def running_demo(
+    options: DemoOptions, base: Settings, say: Callable[[str], None], progress: Progress
+) -> Iterator[DemoResult]:
+    """Build the whole system from nothing and replay a stream through it; inside the ``with``
+    the graph, the pool and the broker keep running (the dashboard stays up), and leaving it
+    drains the pool and stops them."""
+    from ray import serve
+
+    from fraud_ray.runtime import init_ray
+    from fraud_ray.simulator import write_simulation
+    from fraud_ray.training import train
+
+    fresh(options.folder)
+    settings = demo_settings(base, options.folder, run=time.strftime("%Y%m%d%H%M%S"))
+    simulator = simulation(options, settings.simulator)
+    raw = Path(settings.data.raw_dir)
+    say(f"simulating {options.customers:,} customers for {options.days} days into {raw}")
+    write_simulation(
+        simulator,
+        raw,
+        lambda day, _: progress("simulate", (day - simulator.start).days + 1, options.days),
+    )
+
+    say(f"tuning the champion: {options.trials} trials")
+    champion = train(settings, raw, trials=options.trials)
+    say(f"champion: {champion.registered.uri}")
+    challenger_settings = settings.model_copy(
+        update={
+            "training": settings.training.model_copy(
+                update={"families": ["lightgbm"], "seed": settings.training.seed + 1}
+            )
+        }
+    )
+    challenger = train(challenger_settings, raw, trials=1, alias="challenger")
+    say(f"challenger (scored in shadow): {challenger.registered.uri}")
+
+    with kafka_broker(settings.kafka.bootstrap):
+        init_ray(settings)
+        try:
+            yield from _serve_and_replay(options, settings, say, progress)
+        finally:
+            serve.shutdown()
+
+
+def _serve_and_replay(
+    options: DemoOptions, settings: Settings, say: Callable[[str], None], progress: Progress
+) -> Iterator[DemoResult]:
+    from ray import serve
+
+    from fraud_ray.serving.graph import build_graph
+    from fraud_ray.streaming.pool import ConsumerPool
+
+    serving = settings.serving
+    serve.start(http_options={"host": serving.host, "port": serving.port})
+    serve.run(build_graph(settings), name=serving.app_name, route_prefix="/")
+    url = f"http://{serving.host}:{serving.port}"
+    say(f"serving on {url}")
+
+    frame = replay_frame(Path(settings.data.raw_dir), options.replay_days, options.amount_shift)
+    pool = ConsumerPool(settings)
+    pool.start()
+    try:
+        yield _replay(frame, settings, url, say, progress)
+    finally:
+        pool.stop()
+
+
+def _replay(
+    frame: pd.DataFrame,
+    settings: Settings,
+    url: str,
+    say: Callable[[str], None],
+    progress: Progress,
+) -> DemoResult:
+    import httpx
+    from confluent_kafka import Producer
+
+    from fraud_ray.decision_log import DecisionLog
+
+    say(
+        f"ingestion pool of {settings.kafka.pool_size} consumers on {settings.kafka.transactions_topic}"
+    )
+    producer = Producer({"bootstrap.servers": settings.kafka.bootstrap, "linger.ms": 20})
+    for i, (key, value) in enumerate(messages(frame), start=1):
+        while True:
+            try:
+                producer.produce(settings.kafka.transactions_topic, value=value, key=key)
+                break
+            except BufferError:  # the local queue is full: let the broker catch up
+                producer.poll(0.5)
+        if i % 5000 == 0:
+            producer.poll(0)
+            progress("produce", i, len(frame))
+    if producer.flush(120):
+        raise RuntimeError(f"the broker at {settings.kafka.bootstrap} did not take the replay")
+    progress("produce", len(frame), len(frame))
+    log = DecisionLog(settings.decisions.url)
+    wait_for(log.count, len(frame), progress, "decide")
+
+    labels = labels_past_delay(frame, settings.features.label_delay_days)
+    with httpx.Client(base_url=url, timeout=300) as client:
+        for start in range(0, len(labels), FEEDBACK_CHUNK):
+            chunk = labels[start : start + FEEDBACK_CHUNK]
+            body = {"labels": [{"transaction_id": t, "is_fraud": y} for t, y in chunk]}
+            client.post("/api/v1/feedback", json=body).raise_for_status()
+            progress("label", start + len(chunk), len(labels))
+    return DemoResult(settings, url, len(frame), len(labels))

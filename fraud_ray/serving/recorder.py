@@ -1,0 +1,171 @@
+"""What the graph decided, written to the decision log off the request path, and what a challenger
+would have decided, scored in shadow on the same feature rows.
+
+Writing one row per request would put a database round trip on every answer; the ingress hands
+each answered batch to a ``DecisionRecorder`` instead and flushes it every
+``serving.record_flush_s`` in one write. The challenger is scored at flush time, on all the rows
+gathered since the last flush: one model call, never on the request path, so shadow scoring cannot
+change or delay a returned decision.
+
+HTTP answers are logged here. The streaming pool logs its own decisions before it commits offsets
+(its guarantee), so for its batches the recorder only scores the challenger.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from fraud_ray.costs import CostPolicy
+from fraud_ray.decision_log import DecisionLog
+from fraud_ray.schema import Decision, Transaction
+from fraud_ray.serving.pipeline import ServingModel, amounts_of
+
+logger = logging.getLogger(__name__)
+
+
+def feature_maps(names: Sequence[str], rows: np.ndarray) -> list[dict[str, float]]:
+    """Feature rows as the decision log stores them: one ``{feature: value}`` per decision."""
+    return [dict(zip(names, row, strict=True)) for row in rows.tolist()]
+
+
+@dataclass
+class Pending:
+    """Answered batches since the last flush."""
+
+    transactions: list[Transaction] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[np.ndarray] = field(default_factory=list)
+    logged: list[bool] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.transactions)
+
+
+@dataclass(frozen=True)
+class Flushed:
+    logged: int
+    shadowed: int
+    dropped: int
+
+
+class DecisionRecorder:
+    """Buffers answered batches; ``flush`` writes them and the challenger's shadow decisions.
+
+    ``max_pending`` bounds the memory a stalled database can take: beyond it the oldest unflushed
+    HTTP decisions are dropped and counted (the caller already has its answer; streamed
+    decisions are logged by the pool and never depend on this buffer).
+    """
+
+    def __init__(
+        self,
+        open_log: Callable[[], DecisionLog],
+        names: Sequence[str],
+        policy: CostPolicy,
+        max_pending: int,
+    ) -> None:
+        self.open_log = open_log
+        self.names = list(names)
+        self.policy = policy
+        self.max_pending = max_pending
+        self.pending = Pending()
+        self.dropped = 0
+
+    def add(
+        self,
+        transactions: Sequence[Transaction],
+        decisions: list[dict[str, Any]],
+        rows: np.ndarray,
+        *,
+        log: bool,
+    ) -> None:
+        pending = self.pending
+        pending.transactions.extend(transactions)
+        pending.decisions.extend(decisions)
+        pending.rows.append(rows)
+        pending.logged.extend([log] * len(transactions))
+        self._bound()
+
+    def take(self) -> Pending:
+        """Hand over what is pending (on the event loop, so no batch is half-taken)."""
+        taken, self.pending = self.pending, Pending()
+        return taken
+
+    def restore(self, pending: Pending) -> None:
+        """Put back a batch whose flush failed, ahead of what arrived since."""
+        newer = self.pending
+        self.pending = Pending(
+            pending.transactions + newer.transactions,
+            pending.decisions + newer.decisions,
+            pending.rows + newer.rows,
+            pending.logged + newer.logged,
+        )
+        self._bound()
+
+    def flush(self, pending: Pending, shadow: ServingModel | None) -> Flushed:
+        """Write ``pending`` (from ``take``); blocking, so the ingress runs it in a thread."""
+        dropped, self.dropped = self.dropped, 0
+        if not pending:
+            return Flushed(0, 0, dropped)
+        rows = _stacked(pending.rows, self.names)
+        log = self.open_log()
+        keep = [i for i, logged in enumerate(pending.logged) if logged]
+        logged = 0
+        if keep:
+            logged = log.write(
+                [Decision.model_validate(pending.decisions[i]) for i in keep],
+                [pending.transactions[i] for i in keep],
+                feature_maps(self.names, rows[keep]),
+            )
+        shadowed = 0
+        if shadow is not None:
+            shadowed = log.write_shadow(self._shadow_decisions(shadow, pending, rows))
+        return Flushed(logged, shadowed, dropped)
+
+    def _shadow_decisions(
+        self, shadow: ServingModel, pending: Pending, rows: np.ndarray
+    ) -> list[Decision]:
+        """The challenger's decisions; without reasons, which nobody reads in shadow."""
+        probabilities = shadow.model.probabilities(rows)
+        actions, costs = self.policy.decide(probabilities, amounts_of(pending.transactions))
+        scored_at = datetime.now(UTC)
+        return [
+            Decision(
+                transaction_id=transaction.transaction_id,
+                fraud_probability=probability,
+                decision=action,
+                expected_cost=cost,
+                reasons=[],
+                model=shadow.ref,
+                scored_at=scored_at,
+                latency_ms=0.0,
+            )
+            for transaction, probability, action, cost in zip(
+                pending.transactions,
+                probabilities.tolist(),
+                actions.tolist(),
+                costs.tolist(),
+                strict=True,
+            )
+        ]
+
+    def _bound(self) -> None:
+        count = len(self.pending) - self.max_pending
+        if count <= 0:
+            return
+        pending = self.pending
+        rows = _stacked(pending.rows, self.names)[count:]
+        self.pending = Pending(
+            pending.transactions[count:], pending.decisions[count:], [rows], pending.logged[count:]
+        )
+        self.dropped += count
+        logger.warning("decision log behind: %d answered decisions not logged", count)
+
+
+def _stacked(rows: list[np.ndarray], names: Sequence[str]) -> np.ndarray:
+    return np.vstack(rows) if rows else np.empty((0, len(names)))

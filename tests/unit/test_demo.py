@@ -1,0 +1,71 @@
+"""The demo's own steps that need no cluster: what it replays, what it labels, where it writes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fraud_ray.demo import demo_settings, labels_past_delay, messages, replay_frame
+from fraud_ray.schema import Transaction
+from fraud_ray.settings import Settings, SimulatorSettings
+from fraud_ray.simulator import write_simulation
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "raw"
+    write_simulation(SimulatorSettings(customers=60, terminals=120, days=12), out)
+    return out
+
+
+def test_the_replay_is_the_last_days_in_time_order_with_only_the_last_day_shifted(
+    raw: Path,
+) -> None:
+    original = replay_frame(raw, days=4, amount_shift=1.0)
+    shifted = replay_frame(raw, days=4, amount_shift=3.0)
+    days = original["timestamp"].dt.normalize()
+    assert days.nunique() == 4
+    assert days.max() == pd.read_parquet(raw)["timestamp"].max().normalize()
+    assert original["timestamp"].is_monotonic_increasing
+    last = days == days.max()
+    assert (shifted.loc[~last, "amount"] == original.loc[~last, "amount"]).all()
+    ratio = shifted.loc[last, "amount"] / original.loc[last, "amount"]
+    assert ratio.between(2.95, 3.05).all()
+
+
+def test_replayed_messages_are_transactions_keyed_by_card(raw: Path) -> None:
+    frame = replay_frame(raw, days=2, amount_shift=1.0)
+    sent = list(messages(frame))
+    assert len(sent) == len(frame)
+    key, value = sent[0]
+    transaction = Transaction.model_validate_json(value)
+    assert key.decode() == transaction.card_id == frame["card_id"].iloc[0]
+    assert transaction.amount == pytest.approx(frame["amount"].iloc[0])
+
+
+def test_only_labels_past_the_delay_are_sent(raw: Path) -> None:
+    frame = replay_frame(raw, days=10, amount_shift=1.0)
+    labels = labels_past_delay(frame, delay_days=7)
+    cutoff = frame["timestamp"].max() - timedelta(days=7)
+    known = frame[frame["timestamp"] < cutoff]
+    assert 0 < len(labels) < len(frame)
+    assert dict(labels) == dict(zip(known["transaction_id"], known["is_fraud"], strict=True))
+
+
+def test_the_demo_writes_only_under_its_folder_and_on_topics_of_its_own(tmp_path: Path) -> None:
+    settings = demo_settings(Settings(), tmp_path / "demo", run="r1")
+    paths = [
+        str(settings.data.raw_dir),
+        settings.mlflow.tracking_uri,
+        settings.mlflow.artifact_location,
+        settings.decisions.url,
+        settings.monitoring.reports_dir,
+    ]
+    assert all(str(tmp_path / "demo") in path for path in paths)
+    kafka = settings.kafka
+    assert kafka.transactions_topic == "demo-r1.transactions"
+    assert kafka.group == "fraud-ray-demo-r1"
+    assert demo_settings(Settings(), tmp_path, run="r2").kafka.alerts_topic == "demo-r2.alerts"

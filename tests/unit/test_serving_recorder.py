@@ -1,0 +1,122 @@
+"""The recorder: answered decisions into the decision log off the request path, a challenger
+scored in shadow on the same rows, and nothing lost when the log is away for a while."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fraud_ray.decision_log import DecisionLog
+from fraud_ray.schema import ModelRef, Transaction
+from fraud_ray.serving.pipeline import ServingModel, amounts_of, decide, events_from, render
+from fraud_ray.serving.recorder import DecisionRecorder, feature_maps
+
+from .test_model import make_model
+from .test_serving_pipeline import SPEC, pipeline
+
+START = datetime(2025, 5, 1, 9, tzinfo=UTC)
+CHALLENGER = ModelRef(name="fraud-test", version="4")
+
+
+def answered(first: int, count: int) -> tuple[list[Transaction], list[dict], np.ndarray]:
+    """What the ingress hands the recorder: transactions, their decisions and feature rows."""
+    steps = pipeline()
+    batch = [
+        Transaction(
+            transaction_id=f"t{i}",
+            timestamp=START + timedelta(minutes=i),
+            card_id=f"c{i % 3}",
+            terminal_id="term",
+            amount=10.0 + 300 * (i % 4),
+        )
+        for i in range(first, first + count)
+    ]
+    rows = steps.features.compute(events_from(batch))
+    decided = decide(steps.policy, steps.model.score(rows), amounts_of(batch))
+    return batch, render(batch, decided, SPEC, datetime.now(UTC)), rows
+
+
+def recorder(log: DecisionLog, max_pending: int = 1000) -> DecisionRecorder:
+    return DecisionRecorder(lambda: log, SPEC.names, pipeline().policy, max_pending)
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> DecisionLog:
+    return DecisionLog(f"sqlite:///{tmp_path / 'decisions.db'}")
+
+
+def test_a_flush_logs_every_answered_decision_with_its_features(log: DecisionLog) -> None:
+    sink = recorder(log)
+    for first in (0, 5):
+        transactions, decisions, rows = answered(first, 5)
+        sink.add(transactions, decisions, rows, log=True)
+    flushed = sink.flush(sink.take(), shadow=None)
+    assert (flushed.logged, flushed.shadowed, flushed.dropped) == (10, 0, 0)
+    logged = log.get("t7")
+    assert logged is not None
+    assert logged.decision.fraud_probability == decisions[2]["fraud_probability"]
+    assert logged.features is not None and list(logged.features) == SPEC.names
+    np.testing.assert_allclose(list(logged.features.values()), rows[2], equal_nan=True)
+
+
+def test_decisions_the_caller_logs_itself_are_only_shadowed(log: DecisionLog) -> None:
+    sink = recorder(log)
+    transactions, decisions, rows = answered(0, 6)
+    sink.add(transactions, decisions, rows, log=False)
+    challenger = ServingModel(make_model("lightgbm", SPEC)[0], CHALLENGER, SPEC, reasons=0)
+    flushed = sink.flush(sink.take(), shadow=challenger)
+    assert (flushed.logged, flushed.shadowed) == (0, 6)
+    assert log.count() == 0
+    shadow = log.shadow_frame()
+    assert shadow.empty, "shadow rows are read beside the served decisions, which are not logged"
+
+
+def test_the_challenger_scores_the_same_rows_without_touching_the_answers(
+    log: DecisionLog,
+) -> None:
+    sink = recorder(log)
+    transactions, decisions, rows = answered(0, 8)
+    before = [dict(d) for d in decisions]
+    sink.add(transactions, decisions, rows, log=True)
+    challenger = ServingModel(make_model("lightgbm", SPEC)[0], CHALLENGER, SPEC, reasons=0)
+    sink.flush(sink.take(), shadow=challenger)
+    assert decisions == before
+    shadow = log.shadow_frame()
+    assert shadow["transaction_id"].tolist() == [t.transaction_id for t in transactions]
+    assert set(shadow["model_version"]) == {"4"}
+    np.testing.assert_allclose(shadow["fraud_probability"], challenger.model.probabilities(rows))
+    served = log.frame()
+    assert set(served["model_version"]) == {"3"}
+
+
+def test_a_failed_flush_is_restored_ahead_of_newer_decisions(log: DecisionLog) -> None:
+    sink = recorder(log)
+    first = answered(0, 3)
+    sink.add(*first, log=True)
+    failed = sink.take()
+    second = answered(3, 2)
+    sink.add(*second, log=False)
+    sink.restore(failed)
+    pending = sink.take()
+    assert [t.transaction_id for t in pending.transactions] == ["t0", "t1", "t2", "t3", "t4"]
+    assert pending.logged == [True, True, True, False, False]
+    assert sink.flush(pending, shadow=None).logged == 3
+
+
+def test_a_full_buffer_drops_the_oldest_and_counts_them(log: DecisionLog) -> None:
+    sink = recorder(log, max_pending=4)
+    sink.add(*answered(0, 3), log=True)
+    sink.add(*answered(3, 3), log=True)
+    flushed = sink.flush(sink.take(), shadow=None)
+    assert (flushed.logged, flushed.dropped) == (4, 2)
+    assert log.get("t1") is None and log.get("t2") is not None
+
+
+def test_feature_maps_keep_missing_values_missing() -> None:
+    maps = feature_maps(["a", "b"], np.array([[1.0, np.nan], [2.0, 3.0]]))
+    assert maps[1] == {"a": 2.0, "b": 3.0}
+    assert maps[0]["a"] == 1.0 and math.isnan(maps[0]["b"])
