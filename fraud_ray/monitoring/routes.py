@@ -160,15 +160,22 @@ async def dashboard(monitoring: Monitored) -> HTMLResponse:
 @router.get(
     "/api/v1/monitoring/drift",
     response_model=DriftSummary,
-    responses={409: {"model": Problem, "description": "too few logged rows for a verdict"}},
+    responses={409: {"model": Problem, "description": "no verdict to give yet, and why"}},
 )
 async def drift(monitoring: Monitored) -> DriftSummary:
-    """Drift of the latest logged transactions against the serving model's reference sample;
-    a summary measured less than ``monitoring.drift_cache_s`` ago is answered again."""
+    """Drift of the latest logged transactions against the reference sample of the model that
+    decided most of them; a summary measured less than ``monitoring.drift_cache_s`` ago is
+    answered again."""
+    from mlflow.exceptions import MlflowException  # loaded with the monitor, not with the app
+
     try:
         return await asyncio.to_thread(lambda: monitoring.monitor().drift())
     except NotEnoughData as error:
         raise HTTPException(409, f"not enough data for a drift verdict: {error}") from None
+    except (ValueError, MlflowException) as error:
+        # What `fraud-ray monitor drift` refuses too: a version registered without its
+        # reference sample, logged features that share no column with it.
+        raise HTTPException(409, f"drift cannot be measured: {error}") from None
 
 
 @router.get("/api/v1/monitoring/performance", response_model=PerformanceReport)

@@ -431,6 +431,21 @@ def test_drift_route_answers_the_summary_or_409(log: DecisionLog, settings: Sett
     }
 
 
+def test_drift_route_says_why_drift_cannot_be_measured(
+    log: DecisionLog, settings: Settings
+) -> None:
+    class NoCommonColumn(HandMadeMonitor):
+        def drift(self, end: datetime | None = None) -> DriftSummary:
+            raise ValueError("the logged features share no column with the reference sample")
+
+    with client_for(settings, NoCommonColumn(), log) as client:
+        refused = client.get("/api/v1/monitoring/drift")
+    assert refused.status_code == 409
+    assert refused.json()["message"] == (
+        "drift cannot be measured: the logged features share no column with the reference sample"
+    )
+
+
 def test_drift_route_reuses_a_recent_summary(log: DecisionLog, settings: Settings) -> None:
     monitor = HandMadeMonitor()
     with client_for(settings, monitor, log) as client:
