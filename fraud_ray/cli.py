@@ -593,6 +593,23 @@ def compare(start: StartOption = None, end: EndOption = None) -> None:
     print(comparison.model_dump_json())
 
 
+@monitor_app.command("serve")
+def monitor_serve(
+    host: Annotated[str | None, typer.Option(help="Address (default: monitoring.host).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port (default: monitoring.port).")
+    ] = None,
+) -> None:
+    """The dashboard (/dashboard) and /api/v1/monitoring/* without Ray, until interrupted.
+
+    Reads the decision log and the registry the settings name, as the Serve app's /dashboard
+    does; for teams that keep monitoring off the serving path.
+    """
+    from fraud_ray.monitoring.app import serve
+
+    serve(settings(), host, port)
+
+
 def _show_performance(report: PerformanceReport, model_version: str | None = None) -> None:
     table = _monitoring_table(
         f"Decisions of {_versions(model_version)} by UTC day",

@@ -235,6 +235,16 @@ class MonitoringSettings(Section):
     webhook_url: str | None = Field(None, description="POSTed a JSON summary when drift is found")
     webhook_timeout_s: PositiveFloat = Field(5.0, description="longest wait for the webhook")
     precision_k: PositiveInt = Field(100, description="cards per day in card precision@k")
+    drift_cache_s: float = Field(
+        60.0, ge=0, description="a drift summary is reused this long (Evidently takes seconds)"
+    )
+    dashboard_days: PositiveInt = Field(
+        14, description="the dashboard shows the latest days of logged transactions"
+    )
+    dashboard_alerts: PositiveInt = Field(50, description="recent alerts the dashboard lists")
+    score_bins: PositiveInt = Field(40, description="bins of the dashboard's score histogram")
+    host: str = Field("127.0.0.1", description="where `python monitor.py serve` listens")
+    port: int = Field(8001, ge=1, le=65535)
 
 
 class RaySettings(Section):

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the services the tests start need, on a Debian machine: redis-server, the PostgreSQL
-# server, a Java runtime and Maven for Kafka, then the Kafka jars themselves, so that no test
-# downloads anything mid-run. As root it installs what is missing; otherwise it says what to install.
+# server, a Java runtime and Maven for Kafka, Chromium for the dashboard's browser test, then the
+# Kafka jars themselves, so that no test downloads anything mid-run. As root it installs what is
+# missing; otherwise it says what to install.
 # Run by `make services` (and so by `make test` and .ci/run); a second run only checks.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -13,6 +14,9 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/
   missing+=(postgresql)
 command -v java >/dev/null || missing+=(default-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
+# The dashboard test drives whichever Chromium there is: GitHub's Ubuntu runners ship Google Chrome.
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null ||
+  command -v google-chrome >/dev/null || missing+=(chromium)
 
 if ((${#missing[@]})); then
   if ((EUID != 0)); then

@@ -44,6 +44,8 @@ from fraud_ray.decision_log import DecisionLog, absolute_url
 from fraud_ray.features.definitions import FeatureSpec
 from fraud_ray.features.online import OnlineFeatures
 from fraud_ray.features.state import Event, FeatureState, MemoryState, RedisState
+from fraud_ray.monitoring.routes import Monitoring
+from fraud_ray.monitoring.routes import router as monitoring_router
 from fraud_ray.registry import Registry
 from fraud_ray.schema import Decision, ModelRef, Transaction
 from fraud_ray.serving.api import (
@@ -85,6 +87,7 @@ api = FastAPI(
 )
 api.add_exception_handler(RequestValidationError, validation_problem)  # type: ignore[arg-type]
 api.add_exception_handler(StarletteHTTPException, http_problem)  # type: ignore[arg-type]
+api.include_router(monitoring_router)  # /dashboard and /api/v1/monitoring/*
 bearer = HTTPBearer(auto_error=False, description="serving.reload_token")
 
 
@@ -332,6 +335,7 @@ class Ingress:
         api.state.reload_token = settings.serving.reload_token
         self._decision_log: DecisionLog | None = None
         self.metrics = GraphMetrics(self.app_name)
+        api.state.monitoring = Monitoring(settings, on_drift=self.metrics.drift)
         self.recorder = DecisionRecorder(
             self.decision_log, spec.names, self.policy, settings.serving.record_max_pending
         )

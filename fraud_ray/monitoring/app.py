@@ -1,0 +1,52 @@
+"""The dashboard and the monitoring endpoints without Ray: ``python monitor.py serve``.
+
+The same router as the Serve ingress includes, in a plain FastAPI app under uvicorn, for teams
+that keep monitoring away from the serving path: it reads the decision log and the registry the
+graph uses, and nothing else.
+"""
+
+from __future__ import annotations
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from fraud_ray.monitoring.routes import Monitoring, router
+from fraud_ray.serving.api import Problem, http_problem, validation_problem
+from fraud_ray.settings import Settings
+
+
+def create_app(settings: Settings, monitoring: Monitoring | None = None) -> FastAPI:
+    """The standalone app; ``monitoring`` defaults to the log and monitor the settings name."""
+    app = FastAPI(
+        title="fraud-ray monitoring",
+        summary="Drift, performance and the champion against the challenger, from the decision log.",
+        version="1",
+        responses={422: {"model": Problem}},
+    )
+    # Refusals read as they do from the Serve app: one Problem body for every 4xx.
+    app.add_exception_handler(RequestValidationError, validation_problem)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, http_problem)  # type: ignore[arg-type]
+    app.include_router(router)
+    app.state.monitoring = monitoring or Monitoring(settings)
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/dashboard")
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
+    """Serve the standalone app until interrupted; host and port default to the settings'."""
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.monitoring.host,
+        port=port or settings.monitoring.port,
+    )
