@@ -498,7 +498,7 @@ def _demo_summary(result: DemoResult) -> None:
     monitor = Monitor(result.settings)
     console.print(
         f"replayed {result.replayed:,} transactions through Kafka; "
-        f"{result.labelled:,} labels sent (those past the label delay)"
+        f"{result.labelled:,} labels sent as each day came past the label delay"
     )
     _show_performance(monitor.performance())
     try:

@@ -260,9 +260,11 @@ class DecisionLog:
         with self.engine.connect() as connection:
             result = connection.execute(query)
             frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        # Microseconds, as the log keeps them: nanoseconds would fail on any instant outside
+        # 1677-2262, which the transaction schema allows.
         for column in (TIMESTAMP, "scored_at", "labelled_at"):
             if column in frame:
-                frame[column] = pd.to_datetime(frame[column], utc=True)
+                frame[column] = pd.array(frame[column].tolist(), dtype="datetime64[us, UTC]")
         return frame
 
     def get(self, transaction_id: str) -> LoggedDecision | None:

@@ -17,8 +17,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -113,11 +114,11 @@ def messages(frame: pd.DataFrame) -> Iterator[tuple[bytes, bytes]]:
         yield str(card).encode(), json.dumps(body).encode()
 
 
-def labels_past_delay(frame: pd.DataFrame, delay_days: int) -> list[tuple[str, int]]:
-    """The labels a bank would know by the end of the replay: those of transactions at least the
-    label delay old."""
-    known = frame[frame[TIMESTAMP] < frame[TIMESTAMP].max() - timedelta(days=delay_days)]
-    return list(zip(known[TRANSACTION_ID].astype(str), known[LABEL].astype(int), strict=True))
+def labels_between(frame: pd.DataFrame, start: datetime, end: datetime) -> list[tuple[str, int]]:
+    """(transaction_id, is_fraud) of the transactions in [start, end): the labels that arrive
+    once ``end`` is the label delay behind the stream."""
+    window = frame[(frame[TIMESTAMP] >= start) & (frame[TIMESTAMP] < end)]
+    return list(zip(window[TRANSACTION_ID].astype(str), window[LABEL].astype(int), strict=True))
 
 
 @contextmanager
@@ -244,36 +245,49 @@ def _replay(
     say: Callable[[str], None],
     progress: Progress,
 ) -> DemoResult:
+    """Day by day, as a bank lives it: the day's transactions go through Kafka and are decided,
+    then the labels that have just come past the label delay are sent to the app, so the
+    terminals' fraud rates build up during the replay as they would in production."""
     import httpx
     from confluent_kafka import Producer
 
     from fraud_ray.decision_log import DecisionLog
 
-    say(
-        f"ingestion pool of {settings.kafka.pool_size} consumers on {settings.kafka.transactions_topic}"
-    )
-    producer = Producer({"bootstrap.servers": settings.kafka.bootstrap, "linger.ms": 20})
-    for i, (key, value) in enumerate(messages(frame), start=1):
+    kafka = settings.kafka
+    say(f"ingestion pool of {kafka.pool_size} consumers on {kafka.transactions_topic}")
+    producer = Producer({"bootstrap.servers": kafka.bootstrap, "linger.ms": 20})
+    log = DecisionLog(settings.decisions.url)
+    delay = timedelta(days=settings.features.label_delay_days)
+    days = frame[TIMESTAMP].dt.normalize()
+    labelled_until = frame[TIMESTAMP].min()
+    sent = labelled = 0
+    with httpx.Client(base_url=url, timeout=300) as client:
+        for i, (day, today) in enumerate(frame.groupby(days, sort=True), start=1):
+            _produce(producer, kafka.transactions_topic, today, kafka.bootstrap)
+            sent += len(today)
+            wait_for(log.count, sent, progress, "decided", kafka.graph_timeout_s * 2)
+            known_until = day + timedelta(days=1) - delay
+            labelled += _send_labels(client, labels_between(frame, labelled_until, known_until))
+            labelled_until = max(labelled_until, known_until)
+            progress("days replayed", i, days.nunique())
+    return DemoResult(settings, url, sent, labelled)
+
+
+def _produce(producer: Any, topic: str, frame: pd.DataFrame, bootstrap: str) -> None:
+    for key, value in messages(frame):
         while True:
             try:
-                producer.produce(settings.kafka.transactions_topic, value=value, key=key)
+                producer.produce(topic, value=value, key=key)
                 break
             except BufferError:  # the local queue is full: let the broker catch up
                 producer.poll(0.5)
-        if i % 5000 == 0:
-            producer.poll(0)
-            progress("produce", i, len(frame))
     if producer.flush(120):
-        raise RuntimeError(f"the broker at {settings.kafka.bootstrap} did not take the replay")
-    progress("produce", len(frame), len(frame))
-    log = DecisionLog(settings.decisions.url)
-    wait_for(log.count, len(frame), progress, "decide", settings.kafka.graph_timeout_s * 2)
+        raise RuntimeError(f"the broker at {bootstrap} did not take the replay")
 
-    labels = labels_past_delay(frame, settings.features.label_delay_days)
-    with httpx.Client(base_url=url, timeout=300) as client:
-        for start in range(0, len(labels), FEEDBACK_CHUNK):
-            chunk = labels[start : start + FEEDBACK_CHUNK]
-            body = {"labels": [{"transaction_id": t, "is_fraud": y} for t, y in chunk]}
-            client.post("/api/v1/feedback", json=body).raise_for_status()
-            progress("label", start + len(chunk), len(labels))
-    return DemoResult(settings, url, len(frame), len(labels))
+
+def _send_labels(client: Any, labels: list[tuple[str, int]]) -> int:
+    for start in range(0, len(labels), FEEDBACK_CHUNK):
+        chunk = labels[start : start + FEEDBACK_CHUNK]
+        body = {"labels": [{"transaction_id": t, "is_fraud": y} for t, y in chunk]}
+        client.post("/api/v1/feedback", json=body).raise_for_status()
+    return len(labels)

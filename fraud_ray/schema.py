@@ -33,6 +33,10 @@ OPTIONAL_TEXT_FIELDS = ("merchant_category", "channel", "country")
 # (amount ratios, log amounts) inside the float32 range the boosters compute in.
 MAX_AMOUNT = 1e9
 PositiveAmount = Annotated[float, Field(gt=0, le=MAX_AMOUNT, allow_inf_nan=False)]
+# Card payments happen in this century or the next: a time outside is a data error, and keeping it
+# out keeps every time inside what epoch microseconds and pandas' timestamps can hold.
+EARLIEST_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIMESTAMP = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 class Transaction(BaseModel):
@@ -56,7 +60,13 @@ class Transaction(BaseModel):
     @field_validator("timestamp")
     @classmethod
     def _as_utc(cls, value: datetime) -> datetime:
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        if not EARLIEST_TIMESTAMP <= moment < LATEST_TIMESTAMP:
+            raise ValueError(
+                f"must be from {EARLIEST_TIMESTAMP:%Y-%m-%d} to before {LATEST_TIMESTAMP:%Y-%m-%d} "
+                "(UTC)"
+            )
+        return moment
 
 
 class LabelledTransaction(Transaction):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -67,6 +68,8 @@ def served(
             "kafka": settings.kafka.model_copy(
                 update={"bootstrap": kafka_broker.bootstrap, "consumer_cpus": 0.2}
             ),
+            # A drift verdict on any one test's stream, whichever tests ran before.
+            "monitoring": settings.monitoring.model_copy(update={"drift_min_rows": 200}),
         }
     )
     ensure_ray()
@@ -536,28 +539,40 @@ def test_ingest_command_drains_on_sigterm(served: Served) -> None:
     }
 
 
-def test_lag_and_throughput_are_exported_to_prometheus(served: Served) -> None:
-    """The metric names the README documents are what Ray's metrics agent serves."""
+def queried_metrics() -> set[str]:
+    """Every metric the shipped Grafana dashboard and Prometheus alert rules query."""
+    deploy = ROOT / "deploy"
+    text = (deploy / "grafana" / "fraud-ray.json").read_text()
+    text += (deploy / "prometheus" / "alerts.yml").read_text()
+    return set(re.findall(r"\b(ray_(?:serve|fraud_ray)_[a-z_]+)", text))
+
+
+# Exported only when something goes wrong (the decision log unreachable).
+ONLY_ON_FAILURE = {"ray_fraud_ray_decision_log_dropped_total"}
+
+
+def test_every_metric_the_dashboards_query_is_exported(served: Served) -> None:
+    """The metric names the README, the Grafana dashboard and the alert rules use are what Ray's
+    metrics agent serves, once the graph has answered HTTP and a stream, and measured drift."""
     stream = stream_for(served, pool_size=1)
     produce_transactions(stream, transactions(stream.prefix, 300, seed=7))
     pool = ConsumerPool(stream.settings)
     pool.start()
     try:
         wait_until_consumed(stream)
+        with httpx.Client(base_url=served.url, timeout=60) as client:
+            answer = client.post("/api/v1/predict/single", json=transactions("metrics", 1)[0])
+            assert answer.status_code == 200, answer.text
+            drift = client.get("/api/v1/monitoring/drift")
+            assert drift.status_code == 200, drift.text
         port = next(node["MetricsExportPort"] for node in ray.nodes() if node["Alive"])
-        wanted = {
-            "ray_fraud_ray_consumer_lag",
-            "ray_fraud_ray_stream_events_per_second",
-            "ray_fraud_ray_stream_transactions_total",
-            "ray_fraud_ray_stream_alerts_total",
-            "ray_fraud_ray_stream_batch_seconds",
-        }
+        wanted = queried_metrics() - ONLY_ON_FAILURE
         topic = f'topic="{stream.kafka.transactions_topic}"'
         deadline = time.monotonic() + DEADLINE_S
         while True:
             # Ray exports every few seconds: wait for this test's own lag, not an earlier test's.
             text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
-            exported = {line.split("{")[0] for line in text.splitlines() if "fraud_ray" in line}
+            exported = {line.split("{")[0] for line in text.splitlines() if line[:1] != "#"}
             lag_lines = [
                 line for line in text.splitlines() if line.startswith("ray_fraud_ray_consumer_lag")
             ]
@@ -567,5 +582,6 @@ def test_lag_and_throughput_are_exported_to_prometheus(served: Served) -> None:
             time.sleep(2)
     finally:
         pool.stop()
-    assert wanted <= exported, f"missing {wanted - exported}; exported {sorted(exported)}"
+    assert len(wanted) > 10, f"the dashboards query too little: {sorted(wanted)}"
+    assert wanted <= exported, f"missing {sorted(wanted - exported)}"
     assert ours, f"no lag of {topic} among {lag_lines}"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fraud_ray.demo import demo_settings, labels_past_delay, messages, replay_frame
+from fraud_ray.demo import demo_settings, labels_between, messages, replay_frame
 from fraud_ray.schema import Transaction
 from fraud_ray.settings import Settings, SimulatorSettings
 from fraud_ray.simulator import write_simulation
@@ -46,13 +46,15 @@ def test_replayed_messages_are_transactions_keyed_by_card(raw: Path) -> None:
     assert transaction.amount == pytest.approx(frame["amount"].iloc[0])
 
 
-def test_only_labels_past_the_delay_are_sent(raw: Path) -> None:
+def test_labels_are_those_of_their_window_only(raw: Path) -> None:
     frame = replay_frame(raw, days=10, amount_shift=1.0)
-    labels = labels_past_delay(frame, delay_days=7)
-    cutoff = frame["timestamp"].max() - timedelta(days=7)
-    known = frame[frame["timestamp"] < cutoff]
+    start = frame["timestamp"].min().normalize() + timedelta(days=2)
+    end = start + timedelta(days=3)
+    labels = labels_between(frame, start, end)
+    window = frame[(frame["timestamp"] >= start) & (frame["timestamp"] < end)]
     assert 0 < len(labels) < len(frame)
-    assert dict(labels) == dict(zip(known["transaction_id"], known["is_fraud"], strict=True))
+    assert dict(labels) == dict(zip(window["transaction_id"], window["is_fraud"], strict=True))
+    assert labels_between(frame, end, end) == []
 
 
 def test_the_demo_writes_only_under_its_folder_and_on_topics_of_its_own(tmp_path: Path) -> None:

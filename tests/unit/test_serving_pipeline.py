@@ -149,6 +149,13 @@ def test_amounts_that_no_payment_has_are_refused(amount: float) -> None:
         transactions([amount])
 
 
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "2200-01-01"])
+def test_times_no_payment_has_are_refused(moment: str) -> None:
+    body = {"transaction_id": "t", "timestamp": moment, "amount": 5.0}
+    with pytest.raises(ValidationError, match="timestamp"):
+        Transaction.model_validate(body)
+
+
 def test_the_largest_accepted_amount_still_scores() -> None:
     record = pipeline().decide(transactions([MAX_AMOUNT]))[0]
     assert 0 <= record["fraud_probability"] <= 1
