@@ -9,26 +9,19 @@ from __future__ import annotations
 
 import uvicorn
 from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fraud_ray.monitoring.routes import Monitoring, router
-from fraud_ray.serving.api import Problem, http_problem, validation_problem
+from fraud_ray.serving.api import problem_app
 from fraud_ray.settings import Settings
 
 
 def create_app(settings: Settings, monitoring: Monitoring | None = None) -> FastAPI:
     """The standalone app; ``monitoring`` defaults to the log and monitor the settings name."""
-    app = FastAPI(
-        title="fraud-ray monitoring",
-        summary="Drift, performance and the champion against the challenger, from the decision log.",
-        version="1",
-        responses={422: {"model": Problem}},
+    app = problem_app(
+        "fraud-ray monitoring",
+        "Drift, performance and the champion against the challenger, from the decision log.",
     )
-    # Refusals read as they do from the Serve app: one Problem body for every 4xx.
-    app.add_exception_handler(RequestValidationError, validation_problem)  # type: ignore[arg-type]
-    app.add_exception_handler(StarletteHTTPException, http_problem)  # type: ignore[arg-type]
     app.include_router(router)
     app.state.monitoring = monitoring or Monitoring(settings)
 

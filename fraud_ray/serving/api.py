@@ -12,7 +12,7 @@ import json
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -150,3 +150,12 @@ async def http_problem(_: Request, error: HTTPException) -> JSONResponse:
         content=Problem(message=str(error.detail)).model_dump(),
         headers=error.headers,
     )
+
+
+def problem_app(title: str, summary: str) -> FastAPI:
+    """A FastAPI app whose every refusal (422 and the handlers' 4xx) is a ``Problem`` body: the
+    serving API and the standalone monitoring app read the same to a client."""
+    app = FastAPI(title=title, summary=summary, version="1", responses={422: {"model": Problem}})
+    app.add_exception_handler(RequestValidationError, validation_problem)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, http_problem)  # type: ignore[arg-type]
+    return app

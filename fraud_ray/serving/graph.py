@@ -31,13 +31,11 @@ from typing import Annotated, Any
 
 import numpy as np
 import ray
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import Depends, HTTPException, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from mlflow.exceptions import MlflowException
 from ray import serve
 from ray.serve.handle import DeploymentHandle
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fraud_ray.costs import CostPolicy
 from fraud_ray.decision_log import DecisionLog, absolute_url
@@ -60,8 +58,7 @@ from fraud_ray.serving.api import (
     ReloadResponse,
     decode_cursor,
     encode_cursor,
-    http_problem,
-    validation_problem,
+    problem_app,
 )
 from fraud_ray.serving.metrics import GraphMetrics
 from fraud_ray.serving.pipeline import (
@@ -79,14 +76,10 @@ from fraud_ray.settings import Settings
 
 logger = logging.getLogger("ray.serve")
 
-api = FastAPI(
-    title="fraud-ray",
-    summary="Real-time card-fraud decisions: approve, review or decline by least expected cost.",
-    version="1",
-    responses={422: {"model": Problem}},
+api = problem_app(
+    "fraud-ray",
+    "Real-time card-fraud decisions: approve, review or decline by least expected cost.",
 )
-api.add_exception_handler(RequestValidationError, validation_problem)  # type: ignore[arg-type]
-api.add_exception_handler(StarletteHTTPException, http_problem)  # type: ignore[arg-type]
 api.include_router(monitoring_router)  # /dashboard and /api/v1/monitoring/*
 bearer = HTTPBearer(auto_error=False, description="serving.reload_token")
 
