@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -451,10 +452,15 @@ def ingest(
 @app.command()
 def demo(
     customers: Annotated[int, typer.Option(min=50, help="Simulated customers.")] = 1000,
-    days: Annotated[int, typer.Option(min=70, help="Simulated days (training needs 66).")] = 84,
+    days: Annotated[int, typer.Option(min=70, help="Simulated days (training needs 66).")] = 100,
     replay_days: Annotated[
-        int, typer.Option(min=2, help="Last days replayed through Kafka (the last one drifts).")
-    ] = 21,
+        int,
+        typer.Option(
+            min=2,
+            help="Last days replayed through Kafka (the last one drifts); 31 or more fill the "
+            "30-day windows before the drift.",
+        ),
+    ] = 34,
     trials: Annotated[int, typer.Option(min=1, help="Tuning trials of the champion.")] = 2,
     amount_shift: Annotated[
         float, typer.Option(min=0.01, help="Amounts of the last replayed day are multiplied by it.")
@@ -484,6 +490,9 @@ def demo(
             bars.stop()
             _demo_summary(result)
             if wait:
+                # Ray Tune leaves its own SIGINT handler behind (it stops tuning runs): put back
+                # Python's, or Ctrl-C would never reach the loop below.
+                signal.signal(signal.SIGINT, signal.default_int_handler)
                 console.print("serving until Ctrl-C")
                 with contextlib.suppress(KeyboardInterrupt):
                     while True:
