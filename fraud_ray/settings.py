@@ -226,7 +226,7 @@ class MonitoringSettings(Section):
         description="columns left out of drift: constant within a day, they drift by construction",
     )
     drift_share: float = Field(
-        0.5, gt=0, le=1, description="share of drifted columns that counts as dataset drift"
+        0.3, gt=0, le=1, description="share of drifted columns that counts as dataset drift"
     )
     drift_threshold: float | None = Field(
         None, gt=0, description="per-column test threshold; null: Evidently's default per test"
