@@ -6,7 +6,8 @@ The decisions come from the simulator, offline features and a small XGBoost mode
 MLflow with its reference sample, decided by the serving pipeline's own code; older days carry
 their labels, a weaker challenger is logged in shadow, and the last day's amounts rise by half (a
 sale season), so that drift has something to find. ``FRAUD_RAY_SAVE_SCREENSHOT=1`` writes the
-screenshot to docs/dashboard.png, the README's picture; otherwise it goes to a temporary folder.
+screenshot to docs/dashboard.png (in place of the README's picture of `make demo`); otherwise it
+goes to a temporary folder.
 """
 
 from __future__ import annotations
@@ -240,7 +241,7 @@ def test_the_browser_shows_every_plot_with_data_and_the_alerts(
 
 
 def test_a_screenshot_of_the_dashboard(dashboard_url: str, tmp_path: Path) -> None:
-    """The README's picture when FRAUD_RAY_SAVE_SCREENSHOT=1, a temporary file otherwise."""
+    """docs/dashboard.png when FRAUD_RAY_SAVE_SCREENSHOT=1, a temporary file otherwise."""
     path = SCREENSHOT if os.environ.get(SAVE_SCREENSHOT) == "1" else tmp_path / "dashboard.png"
     chromium(
         tmp_path / "profile",
