@@ -199,7 +199,9 @@ class ServingSettings(Section):
         True, description="write HTTP decisions to the decision log (the stream pool logs its own)"
     )
     record_flush_s: PositiveFloat = Field(
-        0.5, description="how often answered decisions are written to the log, in one batch"
+        0.5,
+        description="how often answered decisions are written to the log, in one batch (and the "
+        "drift gauges exported again: keep it under Ray's 20 s)",
     )
     record_max_pending: PositiveInt = Field(
         200_000, description="unwritten decisions kept while the log is unreachable"

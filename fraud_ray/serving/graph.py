@@ -386,10 +386,12 @@ class Ingress:
 
     async def _record(self) -> None:
         """Flush the recorder every ``serving.record_flush_s``; a failed flush is retried with
-        the next one's decisions, never raised into a request."""
+        the next one's decisions, never raised into a request. The same beat keeps the drift
+        gauges exported."""
         serving = self.settings.serving
         while True:
             await asyncio.sleep(serving.record_flush_s)
+            self.metrics.hold()
             pending = self.recorder.take()
             try:
                 flushed = await asyncio.to_thread(self.recorder.flush, pending, self.shadow)

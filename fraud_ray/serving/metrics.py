@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from ray.util.metrics import Counter, Gauge, Histogram
 
+from fraud_ray.gauges import HeldGauge
 from fraud_ray.monitoring.summaries import DriftSummary
 from fraud_ray.serving.pipeline import Decided
 from fraud_ray.serving.recorder import Flushed
@@ -42,15 +43,22 @@ class GraphMetrics:
             description="HTTP decisions dropped unlogged because the decision log was away.",
             tag_keys=("application",),
         )
-        self.drift_score = Gauge(
-            "fraud_ray_drift_score",
-            description="Drift test score per column at the last drift check (p-value or distance).",
-            tag_keys=("application", "feature", "method"),
+        # Drift is checked now and then: held until the next check, which replaces them.
+        self.drift_score = HeldGauge(
+            Gauge(
+                "fraud_ray_drift_score",
+                description="Drift test score per column at the last drift check "
+                "(p-value or distance).",
+                tag_keys=("application", "feature", "method"),
+            )
         )
-        self.drifted = Gauge(
-            "fraud_ray_drift_detected",
-            description="1 when the last drift check found dataset drift, else 0; per column too.",
-            tag_keys=("application", "feature"),
+        self.drifted = HeldGauge(
+            Gauge(
+                "fraud_ray_drift_detected",
+                description="1 when the last drift check found dataset drift, else 0; "
+                "per column too.",
+                tag_keys=("application", "feature"),
+            )
         )
 
     def record(self, decided: Decided) -> None:
@@ -70,8 +78,15 @@ class GraphMetrics:
             self.unlogged.inc(flushed.dropped, self.tags)
 
     def drift(self, summary: DriftSummary) -> None:
+        self.drift_score.forget()
+        self.drifted.forget()
         self.drifted.set(float(summary.dataset_drift), {**self.tags, "feature": "*"})
         for column in summary.features:
             tags = {**self.tags, "feature": column.feature}
             self.drift_score.set(column.score, {**tags, "method": column.method})
             self.drifted.set(float(column.drifted), tags)
+
+    def hold(self) -> None:
+        """Set the held gauges again, more often than Ray's agent forgets them."""
+        self.drift_score.hold()
+        self.drifted.hold()

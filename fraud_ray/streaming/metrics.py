@@ -11,6 +11,7 @@ import time
 
 from ray.util.metrics import Counter, Gauge
 
+from fraud_ray.gauges import HeldGauge
 from fraud_ray.streaming.loop import BatchOutcome
 
 # Short enough to follow a burst, long enough that one batch does not make the rate jump.
@@ -43,10 +44,13 @@ class PoolMetrics:
             description="Messages per second this consumer committed over its last batches.",
             tag_keys=("group", "consumer"),
         )
-        self.batch_seconds = Gauge(
-            "fraud_ray_stream_batch_seconds",
-            description="Seconds the last batch took from poll to commit.",
-            tag_keys=("group", "consumer"),
+        # Set per batch only: held, so an idle consumer still shows its last batch's time.
+        self.batch_seconds = HeldGauge(
+            Gauge(
+                "fraud_ray_stream_batch_seconds",
+                description="Seconds the last batch took from poll to commit.",
+                tag_keys=("group", "consumer"),
+            )
         )
         self._window_start = time.monotonic()
         self._window_events = 0
@@ -65,6 +69,7 @@ class PoolMetrics:
     def lag(self, lag: dict[tuple[str, int], int]) -> None:
         for (topic, partition), value in lag.items():
             self.lag_gauge.set(value, {**self.tags, "topic": topic, "partition": str(partition)})
+        self.batch_seconds.hold()
         self._update_rate()
 
     def _update_rate(self) -> None:
