@@ -41,6 +41,9 @@ from fraud_ray.schema import (
 )
 
 SUPPORTED_DIALECTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+# The PostgreSQL advisory lock that serialises creating the tables (any number other users of the
+# same database do not take).
+SCHEMA_LOCK_ID = 0x66726175645F6C6F  # "fraud_lo"
 
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
@@ -152,7 +155,12 @@ class DecisionLog:
         self.engine = _engine(url)
         self._insert = SUPPORTED_DIALECTS[self.engine.dialect.name]
         try:
-            metadata.create_all(self.engine)
+            with self.engine.begin() as connection:
+                if self.engine.dialect.name == "postgresql":
+                    # A pool's consumers open a fresh database at the same moment, and PostgreSQL's
+                    # CREATE TABLE races itself (a duplicate key in pg_type): one at a time.
+                    connection.execute(sa.select(sa.func.pg_advisory_xact_lock(SCHEMA_LOCK_ID)))
+                metadata.create_all(connection)
         except SQLAlchemyError as error:
             self.engine.dispose()
             # The driver's own message, without SQLAlchemy's statement and documentation link.
