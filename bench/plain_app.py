@@ -28,7 +28,7 @@ def build_app() -> FastAPI:
     ref = ModelRef(name=version.name, version=str(version.version))
     steps = DecisionPipeline(
         OnlineFeatures(bundle.spec, MemoryState(bundle.spec)),
-        ServingModel(bundle, ref, bundle.spec, settings.serving.reasons),
+        ServingModel.for_settings(bundle, ref, bundle.spec, settings),
         CostPolicy.from_settings(settings.costs),
     )
     app = FastAPI()

@@ -192,6 +192,11 @@ class ServingSettings(Section):
     batch_wait_timeout_s: float = Field(0.002, ge=0)
     max_batch_transactions: PositiveInt = 10_000
     reasons: int = Field(3, ge=0, description="top feature contributions given with each decision")
+    reasons_for: Literal["alerts", "all"] = Field(
+        "alerts",
+        description="which decisions get reasons: reviews and declines only, or every one "
+        "(contributions cost up to 100 predictions each with LightGBM)",
+    )
     reload_token: str = Field("change-me", min_length=8)
     reload_poll_s: PositiveFloat = 0.5
     reload_timeout_s: PositiveFloat = 60.0

@@ -109,7 +109,7 @@ def load_model(settings: Settings, spec: FeatureSpec, reference: str) -> LoadedM
     except Exception as error:  # a missing alias, a broken artifact: refuse with the reason
         raise ModelRefused(f"cannot load model {reference}: {error}") from error
     ref = ModelRef(name=version.name, version=str(version.version))
-    model = ServingModel(bundle, ref, spec, settings.serving.reasons)
+    model = ServingModel.for_settings(bundle, ref, spec, settings)
     model.probe()
     metrics = registry.client.get_run(version.run_id).data.metrics if version.run_id else {}
     about = ModelAbout(
@@ -246,10 +246,12 @@ class Scorer:
         self._follow = asyncio.get_running_loop().create_task(self._follow_rollout())
 
     @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.002)
-    async def score(self, batches: list[np.ndarray]) -> list[Scores]:
+    async def score(self, batches: list[np.ndarray], amounts: list[np.ndarray]) -> list[Scores]:
+        """Scores of each request's rows; the amounts say which rows the policy would not
+        approve, the only ones that get reasons (``serving.reasons_for``)."""
         model = self.loaded.model
         sizes = [len(rows) for rows in batches]
-        scores = model.score(np.vstack(batches))
+        scores = model.score(np.vstack(batches), np.concatenate(amounts))
         bounds = np.cumsum([0, *sizes])
         return [scores.rows(a, b) for a, b in itertools.pairwise(bounds)]
 
@@ -354,11 +356,12 @@ class Ingress:
         decided: Decided
         if self.online is not None:
             rows = self.online.compute(events)
-            decided = decide(self.policy, await self.scorer.score.remote(rows), amounts)
+            decided = decide(self.policy, await self.scorer.score.remote(rows, amounts), amounts)
         else:
             assert self.features is not None and self.decider is not None
             rows = await self.features.compute.remote(events)
-            decided = await self.decider.decide.remote(self.scorer.score.remote(rows), amounts)
+            scores = self.scorer.score.remote(rows, amounts)
+            decided = await self.decider.decide.remote(scores, amounts)
         self.metrics.record(decided)
         return render(transactions, decided, self.spec, received_at), rows
 

@@ -14,14 +14,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-import xgboost as xgb
 
 from fraud_ray.costs import CostPolicy
 from fraud_ray.features.definitions import FeatureSpec
 from fraud_ray.features.online import OnlineFeatures
 from fraud_ray.features.state import Event, MemoryState, epoch_micros
 from fraud_ray.model import FraudModel
-from fraud_ray.schema import ModelRef, Transaction
+from fraud_ray.schema import Action, ModelRef, Transaction
+from fraud_ray.settings import Settings
 
 PROBE_START = datetime(2025, 1, 6, 12, tzinfo=UTC)
 NO_HISTORY = ": none yet, no history to compare with"
@@ -74,9 +74,20 @@ class ServingModel:
 
     The feature step computes the features of the serving spec; a model trained on other feature
     definitions would read the wrong columns, so it is refused instead of served.
+
+    Reasons are the booster's contributions, which cost up to a hundred times a prediction
+    (LightGBM), and an analyst reads them only where a transaction is reviewed or declined. Given
+    the cost ``policy``, only those transactions get reasons; without one, every transaction does.
     """
 
-    def __init__(self, model: FraudModel, ref: ModelRef, spec: FeatureSpec, reasons: int) -> None:
+    def __init__(
+        self,
+        model: FraudModel,
+        ref: ModelRef,
+        spec: FeatureSpec,
+        reasons: int,
+        policy: CostPolicy | None = None,
+    ) -> None:
         if model.spec != spec:
             raise ModelRefused(
                 f"{ref.name} version {ref.version} was trained on other feature definitions "
@@ -84,52 +95,66 @@ class ServingModel:
             )
         self.model = model
         self.ref = ref
-        self.reasons = reasons
+        self.reasons = min(reasons, len(model.features))
+        self.policy = policy
 
-    def score(self, rows: np.ndarray) -> Scores:
+    @classmethod
+    def for_settings(
+        cls, model: FraudModel, ref: ModelRef, spec: FeatureSpec, settings: Settings
+    ) -> ServingModel:
+        """Reasons and the policy that picks who gets them, from ``serving`` and ``costs``."""
+        serving = settings.serving
+        explained = serving.reasons_for == "alerts"
+        policy = CostPolicy.from_settings(settings.costs) if explained else None
+        return cls(model, ref, spec, serving.reasons, policy)
+
+    def score(self, rows: np.ndarray, amounts: np.ndarray) -> Scores:
         probabilities = self.model.probabilities(rows)
-        index, value = self._top_contributions(rows)
-        unknown = np.isnan(np.take_along_axis(rows, np.maximum(index, 0), axis=1))
-        return Scores(probabilities, index, value, unknown, self.ref)
+        if self.policy is None:
+            explain = np.ones(len(rows), dtype=bool)
+        else:
+            actions, _ = self.policy.decide(probabilities, amounts)
+            explain = actions != Action.APPROVE.value
+        return self._explained(rows, probabilities, explain)
 
     def probe(self) -> None:
-        """Score a few synthetic cold-start transactions; refuse a model that cannot."""
+        """Score a few synthetic cold-start transactions, reasons and all; refuse a model that
+        cannot."""
         rows = probe_rows(self.model.spec)
         try:
-            scores = self.score(rows)
+            probabilities = self.model.probabilities(rows)
+            self._explained(rows, probabilities, np.ones(len(rows), dtype=bool))
         except Exception as error:  # any failure to score means the version cannot serve
             raise ModelRefused(
                 f"{self.ref.name} version {self.ref.version} failed to score a probe batch: {error}"
             ) from error
-        p = scores.probabilities
+        p = probabilities
         if p.shape != (len(rows),) or not np.all(np.isfinite(p) & (p >= 0) & (p <= 1)):
             raise ModelRefused(
                 f"{self.ref.name} version {self.ref.version} gave invalid probabilities {p!r}"
             )
 
-    def _top_contributions(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The ``reasons`` largest positive contributions to each row's log-odds.
+    def _explained(
+        self, rows: np.ndarray, probabilities: np.ndarray, explain: np.ndarray
+    ) -> Scores:
+        """Scores with the ``reasons`` largest positive contributions of the ``explain`` rows.
 
-        The booster's own additive explanation (XGBoost ``pred_contribs``, LightGBM
-        ``pred_contrib``) is exact for this model; a feature that pushed the score down is not a
-        reason for suspicion, so non-positive contributions come back as index -1. A feature
-        without a value (a card's first payment has no average yet) can still be a reason: the
-        trees learnt what a missing history means.
+        A feature that pushed the score down is not a reason for suspicion, so non-positive
+        contributions, and every row not explained, come back as index -1. A feature without a
+        value (a card's first payment has no average yet) can still be a reason: the trees learnt
+        what a missing history means.
         """
-        top = min(self.reasons, len(self.model.features))
-        if top == 0:
-            empty = np.empty((len(rows), 0))
-            return empty.astype(np.int64), empty
-        booster = self.model.booster
-        if isinstance(booster, xgb.Booster):
-            matrix = xgb.DMatrix(rows, feature_names=self.model.features)
-            contributions = booster.predict(matrix, pred_contribs=True)
-        else:
-            contributions = booster.predict(rows, pred_contrib=True)
-        contributions = np.asarray(contributions)[:, : len(self.model.features)]
-        index = np.argsort(-contributions, axis=1, kind="stable")[:, :top]
-        value = np.take_along_axis(contributions, index, axis=1)
-        return np.where(value > 0, index, -1), value
+        index = np.full((len(rows), self.reasons), -1, dtype=np.int64)
+        value = np.zeros((len(rows), self.reasons))
+        chosen = np.flatnonzero(explain)
+        if self.reasons and chosen.size:
+            contributions = self.model.contributions(rows[chosen])
+            top = np.argsort(-contributions, axis=1, kind="stable")[:, : self.reasons]
+            top_value = np.take_along_axis(contributions, top, axis=1)
+            index[chosen] = np.where(top_value > 0, top, -1)
+            value[chosen] = top_value
+        unknown = (index >= 0) & np.isnan(np.take_along_axis(rows, np.maximum(index, 0), axis=1))
+        return Scores(probabilities, index, value, unknown, self.ref)
 
 
 def probe_rows(spec: FeatureSpec) -> np.ndarray:
@@ -210,5 +235,6 @@ class DecisionPipeline:
     def decide(self, transactions: Sequence[Transaction]) -> list[dict[str, Any]]:
         received_at = datetime.now(UTC)
         rows = self.features.compute(events_from(transactions))
-        decided = decide(self.policy, self.model.score(rows), amounts_of(transactions))
+        amounts = amounts_of(transactions)
+        decided = decide(self.policy, self.model.score(rows, amounts), amounts)
         return render(transactions, decided, self.features.spec, received_at)

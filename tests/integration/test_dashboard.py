@@ -98,11 +98,11 @@ def decided(
     model: FraudModel, ref: ModelRef, transactions: list[Transaction], rows: np.ndarray
 ) -> list[Decision]:
     """The serving pipeline's decisions, scored 40 ms after each transaction rather than now."""
-    serving = ServingModel(model, ref, model.spec, 3)
+    serving = ServingModel(model, ref, model.spec, 3, model.policy)
     amounts = np.array([t.amount for t in transactions])
     made = render(
         transactions,
-        decide(model.policy, serving.score(rows), amounts),
+        decide(model.policy, serving.score(rows, amounts), amounts),
         model.spec,
         datetime.now(UTC),
     )

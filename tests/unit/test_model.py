@@ -53,16 +53,17 @@ def test_a_saved_bundle_scores_the_same(family: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("family", ["xgboost", "lightgbm"])
-def test_reasons_name_the_feature_that_drives_the_score(family: str) -> None:
+def test_contributions_add_up_to_the_raw_log_odds(family: str) -> None:
+    """The reasons are exact: with the booster's bias, the contributions are its margin."""
     model, rows = make_model(family)
-    riskiest = int(np.argmax(model.probabilities(rows)))
-    reasons = model.reasons(rows[riskiest : riskiest + 1])[0]
-    assert reasons, "a high score has at least one positive contribution"
-    assert reasons[0].feature == "amount"
-    assert reasons[0].description == "transaction amount"
-    assert [r.contribution for r in reasons] == sorted(
-        (r.contribution for r in reasons), reverse=True
-    )
+    contributions = model.contributions(rows)
+    assert contributions.shape == rows.shape
+    raw = model.raw_scores(rows)
+    margin = np.log(raw / (1 - raw))
+    bias = margin - contributions.sum(axis=1)
+    np.testing.assert_allclose(bias, bias[0], atol=1e-3)
+    riskiest = int(np.argmax(raw))
+    assert model.features[int(np.argmax(contributions[riskiest]))] == "amount"
 
 
 def test_decisions_weigh_the_amount() -> None:

@@ -86,7 +86,7 @@ def test_reasons_are_the_largest_positive_contributions_in_words() -> None:
 def test_a_reason_without_a_value_says_there_is_no_history_yet() -> None:
     steps = pipeline()
     rows = steps.features.compute(events_from(transactions([5000.0])))
-    scores = steps.model.score(rows)
+    scores = steps.model.score(rows, np.array([5000.0]))
     for j, unknown in zip(scores.reason_index[0], scores.reason_unknown[0], strict=True):
         assert bool(unknown) == bool(j >= 0 and np.isnan(rows[0, j]))
     decided = decide(steps.policy, scores, np.array([5000.0]))
@@ -159,3 +159,23 @@ def test_times_no_payment_has_are_refused(moment: str) -> None:
 def test_the_largest_accepted_amount_still_scores() -> None:
     record = pipeline().decide(transactions([MAX_AMOUNT]))[0]
     assert 0 <= record["fraud_probability"] <= 1
+
+
+def test_with_a_policy_only_reviews_and_declines_get_reasons() -> None:
+    model, _ = make_model("xgboost", SPEC)
+    policy = CostPolicy(3.0, 10.0)
+    explained = DecisionPipeline(
+        OnlineFeatures(SPEC, MemoryState(SPEC)), ServingModel(model, REF, SPEC, 3, policy), policy
+    )
+    everyone = pipeline()
+    batch = transactions([0.5, 5000.0, 2.0, 8000.0])
+    decisions = [Decision.model_validate(record) for record in explained.decide(batch)]
+    approved = [d.decision == Action.APPROVE for d in decisions]
+    assert any(approved) and not all(approved)
+    assert [bool(d.reasons) for d in decisions] == [not a for a in approved]
+    unexplained = [Decision.model_validate(record) for record in everyone.decide(batch)]
+    for made, reference in zip(decisions, unexplained, strict=True):
+        assert made.fraud_probability == reference.fraud_probability
+        assert made.decision == reference.decision
+        if made.decision != Action.APPROVE:
+            assert made.reasons == reference.reasons

@@ -36,7 +36,8 @@ def answered(first: int, count: int) -> tuple[list[Transaction], list[dict], np.
         for i in range(first, first + count)
     ]
     rows = steps.features.compute(events_from(batch))
-    decided = decide(steps.policy, steps.model.score(rows), amounts_of(batch))
+    amounts = amounts_of(batch)
+    decided = decide(steps.policy, steps.model.score(rows, amounts), amounts)
     return batch, render(batch, decided, SPEC, datetime.now(UTC)), rows
 
 
