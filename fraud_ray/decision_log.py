@@ -35,15 +35,16 @@ from fraud_ray.schema import (
     TRANSACTION_ID,
     Action,
     Decision,
+    DecisionRecord,
     ModelRef,
     Reason,
     Transaction,
 )
 
 SUPPORTED_DIALECTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
-# The PostgreSQL advisory lock that serialises creating the tables (any number other users of the
-# same database do not take).
-SCHEMA_LOCK_ID = 0x66726175645F6C6F  # "fraud_lo"
+# The key of the PostgreSQL advisory lock held while the tables are created: the bytes of
+# "fraud_lo", a number no other application on the same database is likely to lock.
+SCHEMA_LOCK_ID = 0x66726175645F6C6F
 
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
@@ -171,7 +172,7 @@ class DecisionLog:
 
     def write(
         self,
-        decisions: Sequence[Decision],
+        decisions: Sequence[DecisionRecord],
         transactions: Sequence[Transaction],
         features: Sequence[Mapping[str, float]] | None = None,
     ) -> int:
@@ -179,6 +180,8 @@ class DecisionLog:
 
         ``transactions[i]`` (and ``features[i]``, if given) belong to ``decisions[i]``. A
         transaction already in the log keeps its first decision: a replayed batch changes nothing.
+        Decisions come as the graph answers them (``DecisionRecord``), never re-validated here:
+        that would cost more than the write.
         """
         _check_aligned(decisions, transactions, features)
         if not decisions:
@@ -197,19 +200,19 @@ class DecisionLog:
         with self.engine.begin() as connection:
             return connection.execute(statement, rows).rowcount
 
-    def write_shadow(self, decisions: Sequence[Decision]) -> int:
+    def write_shadow(self, decisions: Sequence[DecisionRecord]) -> int:
         """Log a challenger's decisions; a replayed batch changes nothing, as in ``write``."""
         if not decisions:
             return 0
         rows = [
             {
-                TRANSACTION_ID: decision.transaction_id,
-                "model_version": decision.model.version,
-                "model_name": decision.model.name,
-                "fraud_probability": decision.fraud_probability,
-                "decision": decision.decision.value,
-                "expected_cost": decision.expected_cost,
-                "scored_at": decision.scored_at,
+                TRANSACTION_ID: decision[TRANSACTION_ID],
+                "model_version": decision["model"]["version"],
+                "model_name": decision["model"]["name"],
+                "fraud_probability": decision["fraud_probability"],
+                "decision": decision["decision"],
+                "expected_cost": decision["expected_cost"],
+                "scored_at": _instant(decision["scored_at"]),
             }
             for decision in decisions
         ]
@@ -402,7 +405,7 @@ def _shown(url: sa.URL) -> str:
 
 
 def _check_aligned(
-    decisions: Sequence[Decision],
+    decisions: Sequence[DecisionRecord],
     transactions: Sequence[Transaction],
     features: Sequence[Mapping[str, float]] | None,
 ) -> None:
@@ -411,30 +414,36 @@ def _check_aligned(
     if features is not None and len(features) != len(decisions):
         raise ValueError(f"{len(decisions)} decisions but {len(features)} feature rows")
     for decision, transaction in zip(decisions, transactions, strict=True):
-        if decision.transaction_id != transaction.transaction_id:
+        if decision[TRANSACTION_ID] != transaction.transaction_id:
             raise ValueError(
-                f"decision for {decision.transaction_id!r} paired with transaction "
+                f"decision for {decision[TRANSACTION_ID]!r} paired with transaction "
                 f"{transaction.transaction_id!r}"
             )
 
 
+def _instant(value: datetime | str) -> datetime:
+    """A record's ``scored_at``: ISO 8601 text in JSON form (``Z`` included, Python 3.11)."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
 def _row(
-    decision: Decision, transaction: Transaction, features: Mapping[str, float] | None
+    decision: DecisionRecord, transaction: Transaction, features: Mapping[str, float] | None
 ) -> dict[str, Any]:
+    model = decision["model"]
     return {
-        TRANSACTION_ID: decision.transaction_id,
+        TRANSACTION_ID: decision[TRANSACTION_ID],
         CARD_ID: transaction.card_id,
         TERMINAL_ID: transaction.terminal_id,
         AMOUNT: transaction.amount,
         TIMESTAMP: transaction.timestamp,
-        "fraud_probability": decision.fraud_probability,
-        "decision": decision.decision.value,
-        "expected_cost": decision.expected_cost,
-        "reasons": [reason.model_dump() for reason in decision.reasons],
-        "model_name": decision.model.name,
-        "model_version": decision.model.version,
-        "scored_at": decision.scored_at,
-        "latency_ms": decision.latency_ms,
+        "fraud_probability": decision["fraud_probability"],
+        "decision": decision["decision"],
+        "expected_cost": decision["expected_cost"],
+        "reasons": decision["reasons"],
+        "model_name": model["name"],
+        "model_version": model["version"],
+        "scored_at": _instant(decision["scored_at"]),
+        "latency_ms": decision["latency_ms"],
         # JSON has no NaN: a missing feature is stored as null and read back as NaN.
         "features": None
         if features is None

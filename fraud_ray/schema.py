@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -101,6 +101,12 @@ class Decision(BaseModel):
     model: ModelRef
     scored_at: datetime
     latency_ms: float = Field(ge=0)
+
+
+# A ``Decision`` in its JSON form, as the serving pipeline builds it: valid by construction, so the
+# hot paths (the stream, the log) pass it on as is. ``Decision.model_validate`` types one where a
+# caller wants it; ``Decision.model_dump(mode="json")`` makes one.
+DecisionRecord = dict[str, Any]
 
 
 TimeUnit = Literal["s", "ms", "us", "ns", "D"]

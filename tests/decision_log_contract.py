@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from fraud_ray.decision_log import DecisionLog
-from fraud_ray.schema import Action, Decision, ModelRef, Reason, Transaction
+from fraud_ray.schema import Action, Decision, DecisionRecord, ModelRef, Reason, Transaction
 
 START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 ACTIONS = [Action.APPROVE, Action.REVIEW, Action.DECLINE]
@@ -31,7 +31,8 @@ def transaction(i: int) -> Transaction:
 
 def decision(
     i: int, action: Action | None = None, scored_at: datetime | None = None, version: str = "1"
-) -> Decision:
+) -> DecisionRecord:
+    """A decision as the graph hands it to the log."""
     return Decision(
         transaction_id=f"tx-{i:05d}",
         fraud_probability=(i % 100) / 100,
@@ -44,7 +45,7 @@ def decision(
         model=ModelRef(name="fraud-ray", version=version),
         scored_at=scored_at or START + timedelta(seconds=i, milliseconds=40),
         latency_ms=2.5,
-    )
+    ).model_dump(mode="json")
 
 
 def write(
@@ -67,7 +68,7 @@ class DecisionLogContract:
         logged = log.get("tx-00007")
 
         assert logged is not None
-        assert logged.decision == decision(7)
+        assert logged.decision == Decision.model_validate(decision(7))
         assert logged.decision.scored_at.tzinfo == UTC
         assert (logged.card_id, logged.terminal_id, logged.amount) == ("card-0", "terminal-2", 17.0)
         assert logged.timestamp == transaction(7).timestamp

@@ -23,7 +23,7 @@ import numpy as np
 
 from fraud_ray.costs import CostPolicy
 from fraud_ray.decision_log import DecisionLog
-from fraud_ray.schema import Decision, Transaction
+from fraud_ray.schema import DecisionRecord, Transaction
 from fraud_ray.serving.pipeline import ServingModel, amounts_of
 
 logger = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ class DecisionRecorder:
         logged = 0
         if keep:
             logged = log.write(
-                [Decision.model_validate(pending.decisions[i]) for i in keep],
+                [pending.decisions[i] for i in keep],
                 [pending.transactions[i] for i in keep],
                 feature_maps(self.names, rows[keep]),
             )
@@ -129,22 +129,23 @@ class DecisionRecorder:
 
     def _shadow_decisions(
         self, shadow: ServingModel, pending: Pending, rows: np.ndarray
-    ) -> list[Decision]:
+    ) -> list[DecisionRecord]:
         """The challenger's decisions; without reasons, which nobody reads in shadow."""
         probabilities = shadow.model.probabilities(rows)
         actions, costs = self.policy.decide(probabilities, amounts_of(pending.transactions))
         scored_at = datetime.now(UTC)
+        model = shadow.ref.model_dump()
         return [
-            Decision(
-                transaction_id=transaction.transaction_id,
-                fraud_probability=probability,
-                decision=action,
-                expected_cost=cost,
-                reasons=[],
-                model=shadow.ref,
-                scored_at=scored_at,
-                latency_ms=0.0,
-            )
+            {
+                "transaction_id": transaction.transaction_id,
+                "fraud_probability": probability,
+                "decision": action,
+                "expected_cost": cost,
+                "reasons": [],
+                "model": model,
+                "scored_at": scored_at,
+                "latency_ms": 0.0,
+            }
             for transaction, probability, action, cost in zip(
                 pending.transactions,
                 probabilities.tolist(),

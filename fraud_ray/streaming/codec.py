@@ -8,11 +8,12 @@ replay it once fixed.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from fraud_ray.schema import Decision, Transaction
+from fraud_ray.schema import Decision, DecisionRecord, Transaction
 
 Headers = list[tuple[str, bytes]]
 
@@ -56,18 +57,19 @@ def message_key(transaction: Transaction) -> bytes:
     return (transaction.card_id or transaction.transaction_id).encode()
 
 
-def encode_decision(decision: Decision) -> bytes:
-    return decision.model_dump_json().encode()
+def encode_decision(decision: DecisionRecord) -> bytes:
+    return json.dumps(decision, separators=(",", ":")).encode()
 
 
 def decode_decision(value: bytes) -> Decision:
     return Decision.model_validate_json(value)
 
 
-def decision_headers(decision: Decision) -> Headers:
+def decision_headers(decision: DecisionRecord) -> Headers:
+    model = decision["model"]
     return [
-        (MODEL_NAME_HEADER, decision.model.name.encode()),
-        (MODEL_VERSION_HEADER, decision.model.version.encode()),
+        (MODEL_NAME_HEADER, model["name"].encode()),
+        (MODEL_VERSION_HEADER, model["version"].encode()),
     ]
 
 

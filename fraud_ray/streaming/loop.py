@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from fraud_ray.schema import Action, Decision, Transaction
+from fraud_ray.schema import Action, DecisionRecord, Transaction
 from fraud_ray.settings import KafkaSettings
 from fraud_ray.streaming.codec import (
     Headers,
@@ -90,8 +90,10 @@ class Sink(Protocol):
     def abort_transaction(self, timeout: float) -> None: ...
 
 
-Decide = Callable[[list[Transaction]], list[Decision]]
-WriteLog = Callable[[list[Decision], list[Transaction]], int]
+# Decisions travel as the graph answers them, JSON-ready dicts: typing each one back into a
+# ``Decision`` cost more than the rest of the consumer's work on it.
+Decide = Callable[[list[Transaction]], list[DecisionRecord]]
+WriteLog = Callable[[list[DecisionRecord], list[Transaction]], int]
 
 
 @dataclass(frozen=True)
@@ -231,7 +233,7 @@ class StreamLoop:
             self.sink.produce(
                 kafka.decisions_topic, value=value, key=key, headers=headers, on_delivery=delivered
             )
-            if decision.decision != Action.APPROVE:
+            if decision["decision"] != Action.APPROVE:
                 alerts += 1
                 self.sink.produce(
                     kafka.alerts_topic, value=value, key=key, headers=headers, on_delivery=delivered
@@ -273,11 +275,11 @@ class StreamLoop:
             self.observer.batch(outcome)
         return outcome
 
-    def _decide(self, transactions: list[Transaction]) -> list[Decision]:
+    def _decide(self, transactions: list[Transaction]) -> list[DecisionRecord]:
         if not transactions:
             return []
         decisions = self.decide(transactions)
-        answered = [decision.transaction_id for decision in decisions]
+        answered = [decision["transaction_id"] for decision in decisions]
         asked = [transaction.transaction_id for transaction in transactions]
         if answered != asked:
             raise BatchFailed(

@@ -25,7 +25,7 @@ from ray.exceptions import ActorUnavailableError
 from ray.serve.exceptions import RayServeException
 
 from fraud_ray.decision_log import DecisionLog, absolute_url
-from fraud_ray.schema import Decision, Transaction
+from fraud_ray.schema import DecisionRecord, Transaction
 from fraud_ray.settings import Settings
 from fraud_ray.streaming.clients import consumer_config, producer_config
 from fraud_ray.streaming.loop import LoopStats, StreamLoop
@@ -70,16 +70,15 @@ class Consumer:
         self._thread = threading.Thread(target=self._run, name=f"consumer-{slot}", daemon=True)
         self._thread.start()
 
-    def _decide(self, transactions: list[Transaction]) -> list[Decision]:
-        """The graph answers ``Decision``-shaped dicts (cheap to build and to pickle); the loop
-        works on typed decisions. The features come along for the log (drift reads them) and
-        wait here for the loop's write of the same batch, which always follows."""
-        records, self._features = self.graph.decide_for_log.remote(transactions).result(
+    def _decide(self, transactions: list[Transaction]) -> list[DecisionRecord]:
+        """The graph's decisions, and their features for the log (drift reads them), which wait
+        here for the loop's write of the same batch, which always follows."""
+        decisions, self._features = self.graph.decide_for_log.remote(transactions).result(
             timeout_s=self.timeout_s
         )
-        return [Decision.model_validate(record) for record in records]
+        return decisions
 
-    def _write_log(self, decisions: list[Decision], transactions: list[Transaction]) -> int:
+    def _write_log(self, decisions: list[DecisionRecord], transactions: list[Transaction]) -> int:
         features, self._features = self._features, None
         return self.log.write(decisions, transactions, features)
 

@@ -42,7 +42,7 @@ from fraud_ray.monitoring.monitor import Monitor
 from fraud_ray.monitoring.routes import Monitoring
 from fraud_ray.monitoring.summaries import DriftSummary, ModelComparison, PerformanceReport
 from fraud_ray.registry import REFERENCE_SAMPLE, Registry
-from fraud_ray.schema import AMOUNT, LABEL, TIMESTAMP, Action, Decision, ModelRef, Transaction
+from fraud_ray.schema import AMOUNT, LABEL, TIMESTAMP, Action, DecisionRecord, ModelRef, Transaction
 from fraud_ray.serving.pipeline import ServingModel, decide, render
 from fraud_ray.settings import Settings, SimulatorSettings
 from fraud_ray.simulator import simulate_days
@@ -96,7 +96,7 @@ def fit(
 
 def decided(
     model: FraudModel, ref: ModelRef, transactions: list[Transaction], rows: np.ndarray
-) -> list[Decision]:
+) -> list[DecisionRecord]:
     """The serving pipeline's decisions, scored 40 ms after each transaction rather than now."""
     serving = ServingModel(model, ref, model.spec, 3, model.policy)
     amounts = np.array([t.amount for t in transactions])
@@ -108,7 +108,7 @@ def decided(
     )
     for decision, transaction in zip(made, transactions, strict=True):
         decision["scored_at"] = transaction.timestamp + timedelta(milliseconds=40)
-    return [Decision.model_validate(decision) for decision in made]
+    return made
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +179,7 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Logged]:
     )
     known = frame[served & (frame[TIMESTAMP] < labelled_until).to_numpy()]
     log.record_labels(zip(known["transaction_id"], known[LABEL].astype(int), strict=True))
-    alerts = sum(decision.decision is not Action.APPROVE for decision in decisions)
+    alerts = sum(decision["decision"] != Action.APPROVE for decision in decisions)
     yield Logged(settings, log, len(decisions), alerts)
     log.close()
 

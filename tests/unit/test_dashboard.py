@@ -80,7 +80,7 @@ def logged_decision(i: int, transaction_id: str | None = None) -> tuple[Decision
 
 def fill(log: DecisionLog, count: int = DAYS * 24 * 60 // 37) -> list[Decision]:
     pairs = [logged_decision(i) for i in range(count)]
-    log.write([d for d, _ in pairs], [t for _, t in pairs])
+    log.write([d.model_dump(mode="json") for d, _ in pairs], [t for _, t in pairs])
     # The first day is labelled, the rest still waits for chargebacks.
     first_day = [t.transaction_id for d, t in pairs if t.timestamp < START + timedelta(days=1)]
     log.record_labels((tx, int(i % 9 == 0)) for i, tx in enumerate(first_day))
@@ -334,7 +334,7 @@ def test_no_challenger_and_an_unjudged_one_are_told_apart(
 def test_text_from_the_log_is_escaped(log: DecisionLog, settings: Settings) -> None:
     decision, transaction = logged_decision(13, transaction_id="<script>alert(1)</script>")
     assert decision.decision is not Action.APPROVE
-    log.write([decision], [transaction])
+    log.write([decision.model_dump(mode="json")], [transaction])
     html = render(collect(HandMadeMonitor(), log, settings))
     assert "<script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html

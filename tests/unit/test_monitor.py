@@ -103,7 +103,8 @@ def write_decisions(
         for i in range(len(sample))
     ]
     feature_rows = sample.drop(columns="fraud_probability").to_dict("records")
-    assert log.write(decisions, transactions, feature_rows) == len(sample)
+    records = [decision.model_dump(mode="json") for decision in decisions]
+    assert log.write(records, transactions, feature_rows) == len(sample)
     return ids
 
 
@@ -213,7 +214,7 @@ def test_the_comparison_is_none_until_a_challenger_scored_in_shadow(logged: tupl
         )
         for tid in second[:200]
     ]
-    log.write_shadow(challenger)
+    log.write_shadow([decision.model_dump(mode="json") for decision in challenger])
     monitor.record_labels([(tid, 1) for tid in second[:100]])
 
     comparison = monitor.comparison()

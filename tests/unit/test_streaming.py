@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from fraud_ray.decision_log import AlertCursor
-from fraud_ray.schema import Action, Decision, ModelRef, Transaction
+from fraud_ray.schema import Action, Decision, DecisionRecord, ModelRef, Transaction
 from fraud_ray.serving.api import decode_cursor, encode_cursor
 from fraud_ray.settings import KafkaSettings
 from fraud_ray.streaming.clients import consumer_config, producer_config, transactional_id
@@ -88,7 +88,8 @@ def test_a_valid_message_is_a_transaction() -> None:
     assert parsed.amount == 7 and parsed.timestamp == datetime(2025, 6, 2, 14, tzinfo=UTC)
 
 
-def decision(tx: str, action: Action = Action.APPROVE) -> Decision:
+def decision(tx: str, action: Action = Action.APPROVE) -> DecisionRecord:
+    """A decision as the graph answers it."""
     return Decision(
         transaction_id=tx,
         fraud_probability=0.9 if action != Action.APPROVE else 0.01,
@@ -97,12 +98,12 @@ def decision(tx: str, action: Action = Action.APPROVE) -> Decision:
         model=ModelRef(name="fraud-test", version="3"),
         scored_at=datetime(2025, 6, 2, tzinfo=UTC),
         latency_ms=2.0,
-    )
+    ).model_dump(mode="json")
 
 
 def test_decisions_round_trip_and_carry_the_model_in_headers() -> None:
     made = decision("t1", Action.REVIEW)
-    assert decode_decision(encode_decision(made)) == made
+    assert decode_decision(encode_decision(made)) == Decision.model_validate(made)
     assert header_map(decision_headers(made)) == {"model.name": "fraud-test", "model.version": "3"}
 
 
@@ -245,7 +246,7 @@ class Graph:
         self.failures = failures
         self.calls: list[list[str]] = []
 
-    def __call__(self, transactions: list[Transaction]) -> list[Decision]:
+    def __call__(self, transactions: list[Transaction]) -> list[DecisionRecord]:
         self.journal.events.append("decide")
         if self.failures:
             self.failures -= 1
@@ -262,11 +263,11 @@ class Log:
         self.journal = journal
         self.rows: dict[str, str] = {}
 
-    def write(self, decisions: list[Decision], transactions: list[Transaction]) -> int:
+    def write(self, decisions: list[DecisionRecord], transactions: list[Transaction]) -> int:
         self.journal.events.append("log")
-        new = [d for d in decisions if d.transaction_id not in self.rows]
+        new = [d for d in decisions if d["transaction_id"] not in self.rows]
         for d in new:
-            self.rows[d.transaction_id] = d.decision.value
+            self.rows[d["transaction_id"]] = d["decision"]
         return len(new)
 
 
