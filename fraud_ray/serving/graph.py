@@ -365,17 +365,12 @@ class Ingress:
         self.metrics.record(decided)
         return render(transactions, decided, self.spec, received_at), rows
 
-    async def decide(self, transactions: Sequence[Transaction]) -> list[dict[str, Any]]:
-        """The handle entry point for callers that log decisions themselves, as the streaming
-        pool does before it commits: the recorder only scores the challenger on them."""
-        decisions, rows = await self.answer(transactions)
-        self.recorder.add(transactions, decisions, rows, log=False)
-        return decisions
-
     async def decide_for_log(
         self, transactions: Sequence[Transaction]
     ) -> tuple[list[dict[str, Any]], list[dict[str, float]]]:
-        """``decide``, with each decision's features for the caller's decision log."""
+        """The handle entry point for callers that log decisions themselves, as the streaming
+        pool does before it commits: the decisions and each one's features for that log. The
+        recorder only scores the challenger on them."""
         decisions, rows = await self.answer(transactions)
         self.recorder.add(transactions, decisions, rows, log=False)
         return decisions, feature_maps(self.spec.names, rows)
