@@ -245,6 +245,11 @@ class MonitoringSettings(Section):
     drift_cache_s: float = Field(
         60.0, ge=0, description="a drift summary is reused this long (Evidently takes seconds)"
     )
+    drift_check_s: PositiveFloat | None = Field(
+        3600.0,
+        description="the Serve app checks drift this often by itself, so the alarm and the gauges "
+        "follow the traffic with nobody watching; null: only when asked",
+    )
     dashboard_days: PositiveInt = Field(
         14, description="the dashboard shows the latest days of logged transactions"
     )

@@ -11,6 +11,7 @@ FastAPI reads the handlers' annotations at run time, so this module does not use
 """
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +30,8 @@ from fraud_ray.monitoring.interface import MonitorLike
 from fraud_ray.monitoring.summaries import DriftSummary, ModelComparison, PerformanceReport
 from fraud_ray.serving.api import Problem
 from fraud_ray.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 # The log's frames hold pandas timestamps: a window beyond them cannot be read, only refused.
 EARLIEST = pd.Timestamp.min.tz_localize(UTC)
@@ -136,6 +139,23 @@ class Monitoring:
 
     def page(self) -> str:
         return render(collect(self.monitor(), self.log(), self.settings))
+
+    async def check_drift_every(self, interval_s: float) -> None:
+        """Check drift every ``interval_s`` until cancelled.
+
+        The alarm (the log line, the webhook, the gauges an alert rule reads) is raised by a drift
+        check, and without this one only happens when someone opens the dashboard or the API. A
+        check that cannot be made (too few rows, the database away) is logged and tried again at
+        the next interval; Evidently runs in a worker thread, off the app's event loop.
+        """
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await asyncio.to_thread(self.monitor().drift)
+            except NotEnoughData as reason:
+                logger.info("drift not checked: %s", reason)
+            except Exception as error:  # the next interval tries again; the app serves on
+                logger.warning("drift check failed: %s", error)
 
     def _cached(self, monitor: MonitorLike) -> DriftCache:
         return DriftCache(monitor, self.settings.monitoring.drift_cache_s, on_drift=self.on_drift)

@@ -330,7 +330,8 @@ class Ingress:
         api.state.reload_token = settings.serving.reload_token
         self._decision_log: DecisionLog | None = None
         self.metrics = GraphMetrics(self.app_name)
-        api.state.monitoring = Monitoring(settings, on_drift=self.metrics.drift)
+        monitoring = Monitoring(settings, on_drift=self.metrics.drift)
+        api.state.monitoring = monitoring
         self.recorder = DecisionRecorder(
             self.decision_log, spec.names, self.policy, settings.serving.record_max_pending
         )
@@ -339,6 +340,9 @@ class Ingress:
         self._tasks = [loop.create_task(self._record())]
         if settings.serving.challenger_alias:
             self._tasks.append(loop.create_task(self._watch_challenger()))
+        if settings.monitoring.drift_check_s is not None:
+            every = settings.monitoring.drift_check_s
+            self._tasks.append(loop.create_task(monitoring.check_drift_every(every)))
 
     async def answer(
         self, transactions: Sequence[Transaction]

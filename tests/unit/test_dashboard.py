@@ -6,6 +6,7 @@ judged on what it draws from given summaries, not on how they are measured.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -548,3 +549,36 @@ def test_the_serve_ingress_app_serves_the_same_routes(log: DecisionLog, settings
         "/api/v1/monitoring/performance",
         "/api/v1/monitoring/comparison",
     } <= paths
+
+
+class FlakyMonitor(HandMadeMonitor):
+    """Too few rows, then a database away, then a verdict: what a scheduled check meets."""
+
+    def drift(self, end: datetime | None = None) -> DriftSummary:
+        self.asked.append(("drift", (end,)))
+        checks = len(self.asked)
+        if checks == 1:
+            raise NotEnoughData(TOO_FEW)
+        if checks == 2:
+            raise ConnectionError("the decision log is away")
+        assert self.drift_summary is not None
+        return self.drift_summary
+
+
+def test_scheduled_drift_checks_survive_failures_and_raise_the_alarm(settings: Settings) -> None:
+    settings = settings.model_copy(
+        update={"monitoring": settings.monitoring.model_copy(update={"drift_cache_s": 0})}
+    )
+    monitor = FlakyMonitor()
+    alarms: list[DriftSummary] = []
+    monitoring = Monitoring(settings, monitor, on_drift=alarms.append)
+
+    async def three_checks() -> None:
+        task = asyncio.create_task(monitoring.check_drift_every(0.01))
+        while len(monitor.asked) < 3:
+            await asyncio.sleep(0.01)
+        task.cancel()
+
+    asyncio.run(asyncio.wait_for(three_checks(), timeout=30))
+    assert [kind for kind, _ in monitor.asked[:3]] == ["drift"] * 3
+    assert alarms and alarms[0] == monitor.drift_summary
