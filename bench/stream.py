@@ -35,7 +35,7 @@ from ray import serve
 from report import write_section
 
 from fraud_ray.serving.graph import build_graph
-from fraud_ray.settings import Settings, SimulatorSettings
+from fraud_ray.settings import KafkaSettings, Settings, SimulatorSettings
 from fraud_ray.simulator import write_simulation
 from fraud_ray.streaming.pool import ConsumerPool
 from fraud_ray.training import train
@@ -241,7 +241,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--transactions", type=int, default=50_000)
     parser.add_argument("--pool-size", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=KafkaSettings().batch_size)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--grid-transactions", type=int, default=10_000)

@@ -65,8 +65,13 @@ def served(
     settings = settings.model_copy(
         update={
             "decisions": settings.decisions.model_copy(update={"url": postgres_url}),
+            # Batches small enough that a consumer killed "in the middle" has batches to replay.
             "kafka": settings.kafka.model_copy(
-                update={"bootstrap": kafka_broker.bootstrap, "consumer_cpus": 0.2}
+                update={
+                    "bootstrap": kafka_broker.bootstrap,
+                    "consumer_cpus": 0.2,
+                    "batch_size": 1000,
+                }
             ),
             # A drift verdict on any one test's stream, whichever tests ran before.
             "monitoring": settings.monitoring.model_copy(update={"drift_min_rows": 200}),
