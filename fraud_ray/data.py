@@ -372,9 +372,32 @@ class TimeWindow:
 
 @dataclass(frozen=True)
 class TimeSplits:
+    """The windows of one training run.
+
+    ``tuning`` is where the tuning trials train, ``validation`` where they are judged and
+    calibrated, ``train`` where the registered model trains and ``test`` where it is scored once.
+    With validation after training, ``tuning`` is ``train``; with validation before it, ``tuning``
+    lies earlier and ``validation`` may overlap ``train``, and the chosen model is refit on
+    ``train``.
+    """
+
     train: TimeWindow
     validation: TimeWindow
     test: TimeWindow
+    tuning: TimeWindow
+
+    @property
+    def refit(self) -> bool:
+        """Whether the registered model trains again, on other rows than the tuning trials."""
+        return self.tuning != self.train
+
+
+def tuning_lead(split: SplitSettings, label_delay_days: int) -> timedelta:
+    """How much earlier than the training window the tuning window starts: the room a default
+    training start must leave after the feature windows have filled."""
+    if split.validation == "after":
+        return timedelta(0)
+    return timedelta(days=label_delay_days + split.validation_days)
 
 
 def time_splits(
@@ -383,24 +406,36 @@ def time_splits(
     label_delay_days: int,
     train_end: datetime | None = None,
 ) -> TimeSplits:
-    """Consecutive train, validation and test windows separated by the label delay.
+    """Train, validation and test windows separated by the label delay, laid out as
+    ``split.validation`` says.
 
     Labels of the last days before a cut-off are not known yet at that cut-off; the gap keeps those
     transactions, whose labels a deployed model could not have had, out of every split. The
     training window ends at ``train_end`` when given, else after ``split.train_days``.
+
+    ``after``: train | delay | validation | delay | test, and the trials train on ``train``.
+    ``before`` (the Fraud Detection Handbook's): train | delay | test, and the trials see the same
+    layout shifted back by the delay and the validation length, tuning | delay | validation, with
+    validation ending where training ends; so model selection sees the same distance between
+    training and scoring as the test does, and only labels known when training ends.
     """
     if label_delay_days < 0:
         raise ValueError(f"label_delay_days must not be negative, got {label_delay_days}")
     delay = timedelta(days=label_delay_days)
+    validation_length = timedelta(days=split.validation_days)
     end = _utc(train_end) if train_end else _utc(train_start) + timedelta(days=split.train_days)
     train = TimeWindow(_utc(train_start), end)
-    validation_start = train.end + delay
-    validation = TimeWindow(
-        validation_start, validation_start + timedelta(days=split.validation_days)
-    )
-    test_start = validation.end + delay
+    if split.validation == "after":
+        tuning = train
+        validation = TimeWindow(train.end + delay, train.end + delay + validation_length)
+        test_start = validation.end + delay
+    else:
+        lead = tuning_lead(split, label_delay_days)
+        tuning = TimeWindow(train.start - lead, train.end - lead)
+        validation = TimeWindow(train.end - validation_length, train.end)
+        test_start = train.end + delay
     test = TimeWindow(test_start, test_start + timedelta(days=split.test_days))
-    return TimeSplits(train=train, validation=validation, test=test)
+    return TimeSplits(train=train, validation=validation, test=test, tuning=tuning)
 
 
 def assign_split(timestamps: pd.Series, splits: TimeSplits) -> pd.Series:

@@ -85,11 +85,21 @@ class FeatureSettings(Section):
 
 
 class SplitSettings(Section):
-    """Time-ordered splits; the gap between two splits is the label delay."""
+    """Time-ordered splits; the gap between two splits is the label delay.
+
+    ``validation`` says where model selection happens. ``after``: train | delay | validation |
+    delay | test, one model trained once, so the registered model is the one validated, but it is
+    tested (and deployed) a validation week and a delay later than its newest labels. ``before``:
+    the Fraud Detection Handbook's layout, train | delay | test for the registered model, with the
+    hyperparameters, the number of rounds and the calibration chosen on the same layout shifted
+    back so that validation ends where training ends; the chosen model is then refit on the
+    training window, so it learns from the newest labels there are.
+    """
 
     train_days: PositiveInt = 7
     validation_days: PositiveInt = 7
     test_days: PositiveInt = 7
+    validation: Literal["after", "before"] = "after"
 
 
 class TrainingSettings(Section):

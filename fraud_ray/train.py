@@ -165,7 +165,7 @@ def _refuse_unknown(family: Family, params: dict[str, Any], known: set[str]) -> 
 
 def train_model(
     train: ray.data.Dataset,
-    validation: ray.data.Dataset,
+    validation: ray.data.Dataset | None,
     features: list[str],
     family: Family,
     params: dict[str, Any],
@@ -176,14 +176,18 @@ def train_model(
 ) -> TrainedModel:
     """Train one model on Ray Train and bring it back with its validation metrics.
 
-    ``scale_pos_weight`` is what ``resample_dataset`` returns for class weights. The datasets are
-    cut to the features and the label, materialised and split into one shard per worker before the
-    workers start, and each worker gets its shard's Arrow blocks as object references. Measured on
-    1M rows, reading a shard through Ray Train's dataset iterator took ~8 s (a split coordinator
-    actor and a streaming executor per worker) against well under a second for ``ray.get`` of the
-    same blocks; and the workers hold their CPUs for the whole run, so a pipeline still to be
-    executed could wait for CPUs they never free. Shards are equal in size (at most one row per
-    extra worker is left out) so no worker waits for a bigger one at each round.
+    ``scale_pos_weight`` is what ``resample_dataset`` returns for class weights. Without
+    ``validation`` (the refit of a tuned model, whose number of rounds was chosen on validation
+    data it no longer has) every one of ``settings.num_boost_round`` rounds is kept and the
+    metrics are empty.
+
+    The datasets are cut to the features and the label, materialised and split into one shard per
+    worker before the workers start, and each worker gets its shard's Arrow blocks as object
+    references. Measured on 1M rows, reading a shard through Ray Train's dataset iterator took ~8 s
+    (a split coordinator actor and a streaming executor per worker) against well under a second for
+    ``ray.get`` of the same blocks; and the workers hold their CPUs for the whole run, so a pipeline
+    still to be executed could wait for CPUs they never free. Shards are equal in size (at most one
+    row per extra worker is left out) so no worker waits for a bigger one at each round.
     ``storage_path`` is where Ray Train keeps the run; on a multi-node cluster it must be storage
     every node reaches.
     """
@@ -203,7 +207,11 @@ def train_model(
     config["train_shards"] = [
         shard.to_arrow_refs() for shard in train.split(settings.num_workers, equal=True)
     ]
-    config["validation"] = validation.select_columns(columns).materialize().to_arrow_refs()
+    config["validation"] = (
+        None
+        if validation is None
+        else validation.select_columns(columns).materialize().to_arrow_refs()
+    )
     trainer_class = XGBoostTrainer if family == "xgboost" else LightGBMTrainer
     trainer = trainer_class(
         _train_per_worker,
@@ -246,7 +254,7 @@ def _train_per_worker(config: dict[str, Any]) -> None:
     features: list[str] = config["features"]
     rank = ray.train.get_context().get_world_rank()
     train = _arrays(config["train_shards"][rank], features)
-    validation = _arrays(config["validation"], features)
+    validation = None if config["validation"] is None else _arrays(config["validation"], features)
     fit = _fit_xgboost if config["family"] == "xgboost" else _fit_lightgbm
     booster, best_iteration, rounds, world_size = fit(train, validation, features, config)
     run = WorkerRun(
@@ -261,12 +269,13 @@ def _train_per_worker(config: dict[str, Any]) -> None:
         metrics: dict[str, float] = {"best_iteration": best_iteration, "rounds": rounds}
         if rank == 0:
             booster.save_model(str(root / BOOSTER_FILES[config["family"]]))
-            model = TrainedModel(
-                booster, config["family"], tuple(features), best_iteration, rounds, {}
-            )
-            scores = model.predict_raw(validation[0])
-            metrics["average_precision"] = float(average_precision_score(validation[1], scores))
-            metrics["roc_auc"] = float(roc_auc_score(validation[1], scores))
+            if validation is not None:
+                model = TrainedModel(
+                    booster, config["family"], tuple(features), best_iteration, rounds, {}
+                )
+                scores = model.predict_raw(validation[0])
+                metrics["average_precision"] = float(average_precision_score(validation[1], scores))
+                metrics["roc_auc"] = float(roc_auc_score(validation[1], scores))
             metrics["worker_seconds"] = time.perf_counter() - started
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
 
@@ -287,13 +296,18 @@ def _floats(column: pa.ChunkedArray) -> np.ndarray:
 
 def _fit_xgboost(
     train: tuple[np.ndarray, np.ndarray],
-    validation: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray] | None,
     features: list[str],
     config: dict[str, Any],
 ) -> tuple[xgb.Booster, int, int, int]:
     """XGBoost inside the Rabit collective Ray Train opened around this function."""
     threads = config["params"]["nthread"]
     dtrain = xgb.DMatrix(train[0], label=train[1], feature_names=features, nthread=threads)
+    world_size = xgb.collective.get_world_size()
+    if validation is None:
+        booster = xgb.train(config["params"], dtrain, num_boost_round=config["num_boost_round"])
+        rounds = booster.num_boosted_rounds()
+        return booster, rounds - 1, rounds, world_size
     dvalid = xgb.DMatrix(
         validation[0], label=validation[1], feature_names=features, nthread=threads
     )
@@ -315,12 +329,12 @@ def _fit_xgboost(
         verbose_eval=False,
     )
     rounds = len(history["validation"]["aucpr"])
-    return booster, booster.best_iteration, rounds, xgb.collective.get_world_size()
+    return booster, booster.best_iteration, rounds, world_size
 
 
 def _fit_lightgbm(
     train: tuple[np.ndarray, np.ndarray],
-    validation: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray] | None,
     features: list[str],
     config: dict[str, Any],
 ) -> tuple[lgb.Booster, int, int, int]:
@@ -330,6 +344,10 @@ def _fit_lightgbm(
     if world_size > 1:
         params.update(tree_learner="data_parallel", pre_partition=True, **get_network_params())
     train_set = lgb.Dataset(train[0], label=train[1], feature_name=features)
+    if validation is None:
+        booster = lgb.train(params, train_set, num_boost_round=config["num_boost_round"])
+        rounds = booster.current_iteration()
+        return booster, rounds - 1, rounds, world_size
     valid_set = lgb.Dataset(validation[0], label=validation[1], reference=train_set)
     history: dict[str, Any] = {}
     booster = lgb.train(

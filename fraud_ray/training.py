@@ -3,6 +3,11 @@
 Features are computed over the whole history, so the first training day already sees full windows,
 but labels are used only inside the training window (and the validation window, for early stopping,
 calibration and model choice). The test window is scored once, at the end, for the report.
+
+With ``split.validation: before`` the trials train on an earlier window than the registered model
+(``fraud_ray.data.time_splits``): the winner's configuration is refit on the training window for the
+number of rounds early stopping kept, and it keeps the calibration fitted on the winner's
+validation scores, the only scores of that configuration on rows it did not learn from.
 """
 
 from __future__ import annotations
@@ -27,9 +32,11 @@ from fraud_ray.calibration import Calibrator
 from fraud_ray.costs import CostPolicy
 from fraud_ray.data import (
     TimeSplits,
+    TimeWindow,
     filter_window,
     read_transactions,
     time_splits,
+    tuning_lead,
     without_known_compromised_cards,
 )
 from fraud_ray.features.definitions import FeatureSpec
@@ -38,9 +45,11 @@ from fraud_ray.metrics import evaluate
 from fraud_ray.model import FraudModel, load_booster, raw_scores
 from fraud_ray.plots import plot_calibration, plot_cost_curve, plot_precision_recall
 from fraud_ray.registry import REFERENCE_SAMPLE, RegisteredModel, Registry
+from fraud_ray.resampling import Resampling, resample_dataset
 from fraud_ray.runtime import init_ray
 from fraud_ray.schema import AMOUNT, CARD_ID, LABEL, TIMESTAMP, TRANSACTION_ID, DatasetMapping
 from fraud_ray.settings import Settings
+from fraud_ray.train import Booster, train_model
 from fraud_ray.tuning import split_config, tune_models
 
 TUNING_EXPERIMENT = "fraud-ray-tuning"
@@ -96,19 +105,27 @@ def train(
         raise TrainingError("the data has no label column: set `label` in the dataset mapping")
     summary = table.aggregate(Count(), Sum(AMOUNT), Min(TIMESTAMP), Max(TIMESTAMP), Sum(LABEL))
     first = pd.Timestamp(summary[f"min({TIMESTAMP})"])
-    start = pd.Timestamp(train_start) if train_start else _default_start(first, spec)
+    start = (
+        pd.Timestamp(train_start)
+        if train_start
+        else _default_start(first, spec) + tuning_lead(settings.split, spec.label_delay_days)
+    )
     splits = time_splits(start, settings.split, spec.label_delay_days, train_end)
-    train_split = filter_window(table, splits.train).materialize()
+    tuning_split = filter_window(table, splits.tuning).materialize()
+    train_split = filter_window(table, splits.train).materialize() if splits.refit else tuning_split
     validation = _frame(filter_window(table, splits.validation), spec)
     test = _frame(filter_window(table, splits.test), spec)
-    _check(train_split, validation, splits)
+    _check_frauds(tuning_split, splits.tuning, "tuning" if splits.refit else "training")
+    if splits.refit:
+        _check_frauds(train_split, splits.train, "training")
+    _check_validation(validation, splits.validation)
 
     registry = Registry(settings.mlflow)
     registry.experiment_id(TUNING_EXPERIMENT)  # created with our artifact location, not ./mlruns
     storage = Path(settings.data.raw_dir).resolve().parent / "ray_results"
     policy = CostPolicy.from_settings(settings.costs)
     outcome = tune_models(
-        train_split,
+        tuning_split,
         validation,
         spec.names,
         settings,
@@ -128,6 +145,8 @@ def train(
     booster = load_booster(family, outcome.booster_file)
     raw_validation = raw_scores(booster, validation[spec.names].to_numpy(dtype=np.float64))
     calibrator = Calibrator().fit(raw_validation, validation[LABEL])
+    if splits.refit:
+        booster = _refit(train_split, spec.names, outcome.config, outcome.rounds, settings, storage)
     model = FraudModel(
         booster=booster,
         family=family,
@@ -136,7 +155,8 @@ def train(
         policy=policy,
         metadata={"trained_at": datetime.now().astimezone().isoformat(), "config": outcome.config},
     )
-    validation_probabilities = model.probabilities(validation[spec.names].to_numpy())
+    # The winner's own validation scores, out of sample even when the refit trained on these rows.
+    validation_probabilities = calibrator.transform(raw_validation)
     validation_metrics = evaluate(validation, validation_probabilities, policy)
     test_metrics: dict[str, float] = {}
     unseen = without_known_compromised_cards(test, _frauds(table), splits, spec.label_delay_days)
@@ -176,7 +196,10 @@ def train(
                 "ratio": ratio,
                 **params,
                 "features": ",".join(spec.names),
-                "train_window": f"{splits.train.start.isoformat()}/{splits.train.end.isoformat()}",
+                "train_window": _interval(splits.train),
+                "tuning_window": _interval(splits.tuning),
+                "validation_window": _interval(splits.validation),
+                "rounds": outcome.rounds,
             },
             metrics=metrics,
             tags={
@@ -218,19 +241,53 @@ def _frame(dataset: ray.data.Dataset, spec: FeatureSpec) -> pd.DataFrame:
     return frame.sort_values([TIMESTAMP, TRANSACTION_ID], kind="stable").reset_index(drop=True)
 
 
-def _check(train: ray.data.Dataset, validation: pd.DataFrame, splits: TimeSplits) -> None:
-    rows = train.count()
-    frauds = int(train.sum(LABEL) or 0) if rows else 0
+def _refit(
+    train: ray.data.Dataset,
+    features: list[str],
+    config: dict[str, Any],
+    rounds: int,
+    settings: Settings,
+    storage: Path,
+) -> Booster:
+    """The winning configuration, resampling included, trained again on the training window for
+    the rounds early stopping kept: that window has no later labelled rows to stop on."""
+    family, params, strategy, ratio = split_config(config)
+    resampled = resample_dataset(
+        train, features, Resampling(strategy=strategy, ratio=ratio, seed=settings.training.seed)
+    )
+    trained = train_model(
+        resampled.data,
+        None,
+        features,
+        family,
+        params,
+        settings.training.model_copy(update={"num_boost_round": rounds}),
+        str(storage),
+        scale_pos_weight=resampled.scale_pos_weight,
+    )
+    return trained.booster
+
+
+def _interval(window: TimeWindow) -> str:
+    return f"{window.start.isoformat()}/{window.end.isoformat()}"
+
+
+def _check_frauds(split: ray.data.Dataset, window: TimeWindow, name: str) -> None:
+    rows = split.count()
+    frauds = int(split.sum(LABEL) or 0) if rows else 0
     if frauds == 0:
         raise TrainingError(
-            f"the training window {splits.train.start:%Y-%m-%d %H:%M} .. "
-            f"{splits.train.end:%Y-%m-%d %H:%M} holds no fraud ({rows:,} transactions): "
+            f"the {name} window {window.start:%Y-%m-%d %H:%M} .. "
+            f"{window.end:%Y-%m-%d %H:%M} holds no fraud ({rows:,} transactions): "
             "widen it or move it (--train-start, --train-end)"
         )
+
+
+def _check_validation(validation: pd.DataFrame, window: TimeWindow) -> None:
     if len(validation) == 0 or validation[LABEL].nunique() < 2:
         raise TrainingError(
-            f"the validation window {splits.validation.start:%Y-%m-%d} .. "
-            f"{splits.validation.end:%Y-%m-%d} needs frauds and legitimate transactions: "
+            f"the validation window {window.start:%Y-%m-%d} .. "
+            f"{window.end:%Y-%m-%d} needs frauds and legitimate transactions: "
             "the data may end too early for the training window and the label delay"
         )
 

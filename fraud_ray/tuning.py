@@ -119,9 +119,13 @@ def run_trial(
 
 @dataclass(frozen=True)
 class TuningOutcome:
+    """The best trial: its configuration and metrics, its booster, and the number of boosting
+    rounds early stopping kept, which a refit on later data trains for."""
+
     config: dict[str, Any]
     metrics: dict[str, float]
     booster_file: Path
+    rounds: int
     trials: pd.DataFrame
 
 
@@ -188,5 +192,6 @@ def tune_models(
             k: float(best.metrics[k]) for k in ("average_precision", "roc_auc", "expected_cost")
         },
         booster_file=local / BOOSTER_FILES[best.config["family"]],
+        rounds=int(best.metrics["best_iteration"]) + 1,
         trials=table,
     )

@@ -71,6 +71,28 @@ def test_two_workers_learn_and_stop_early(
     np.testing.assert_allclose(contributions.sum(axis=1), log_odds, rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.parametrize("family", ["xgboost", "lightgbm"])
+def test_without_validation_every_round_is_kept(
+    ray_session: None, tmp_path: Path, family: Family
+) -> None:
+    """The refit of a tuned model: as many rounds as asked for, nothing to stop on or report."""
+    train, test = synthetic(3000, 5), synthetic(1500, 6)
+    settings = TrainingSettings(num_boost_round=12)
+    model = train_model(
+        ray.data.from_pandas(train), None, FEATURES, family, {}, settings, str(tmp_path)
+    )
+
+    assert (model.rounds, model.best_iteration) == (12, 11)
+    trees = (
+        model.booster.num_trees()
+        if isinstance(model.booster, lgb.Booster)
+        else model.booster.num_boosted_rounds()
+    )
+    assert trees == 12
+    assert "average_precision" not in model.metrics
+    assert average_precision_score(test[LABEL], model.predict_raw(test)) > 0.5
+
+
 @pytest.mark.parametrize("strategy", ["class_weights", "undersample", "smote"])
 def test_ray_resampling_matches_pandas(ray_session: None, strategy: str) -> None:
     frame = synthetic(2000, 4)

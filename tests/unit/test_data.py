@@ -19,6 +19,7 @@ from fraud_ray.data import (
     filter_window,
     read_transactions_pandas,
     time_splits,
+    tuning_lead,
     without_known_compromised_cards,
 )
 from fraud_ray.schema import (
@@ -402,6 +403,53 @@ def test_splits_are_ordered_disjoint_and_separated_by_the_label_delay(delay: int
     assert validation.start - train.end == timedelta(days=delay)
     assert test.start - validation.end == timedelta(days=delay)
     assert train.end <= validation.start < validation.end <= test.start
+
+
+@pytest.mark.parametrize("delay", [0, 1, 7])
+def test_validation_after_training_tunes_on_the_training_window(delay: int) -> None:
+    splits = time_splits(START, SPLIT, delay)
+
+    assert splits.tuning == splits.train
+    assert not splits.refit
+
+
+BEFORE = SplitSettings(train_days=10, validation_days=5, test_days=3, validation="before")
+
+
+@pytest.mark.parametrize("delay", [0, 1, 7])
+def test_validation_before_training_is_the_test_layout_shifted_back(delay: int) -> None:
+    """The handbook's layout: train | delay | test for the registered model, and the trials on
+    tuning | delay | validation, with validation ending where training ends."""
+    splits = time_splits(START, BEFORE, delay)
+    train, validation, test, tuning = splits.train, splits.validation, splits.test, splits.tuning
+
+    assert train == TimeWindow(START, START + timedelta(days=10))
+    assert test == TimeWindow(
+        train.end + timedelta(days=delay), train.end + timedelta(days=delay + 3)
+    )
+    assert validation == TimeWindow(train.end - timedelta(days=5), train.end)
+    assert tuning.end - tuning.start == train.end - train.start
+    assert validation.start - tuning.end == timedelta(days=delay)
+    assert tuning.start == START - timedelta(days=delay + 5)
+    assert splits.refit
+
+
+def test_validation_before_training_keeps_the_training_length_of_train_end() -> None:
+    splits = time_splits(START, BEFORE, 7, train_end=START + timedelta(days=21))
+
+    assert splits.tuning == TimeWindow(START - timedelta(days=12), START + timedelta(days=9))
+    assert splits.validation == TimeWindow(START + timedelta(days=16), START + timedelta(days=21))
+    assert splits.test.start == START + timedelta(days=28)
+
+
+@pytest.mark.parametrize(("split", "lead_days"), [(SPLIT, 0), (BEFORE, 7 + 5)])
+def test_the_tuning_lead_is_how_far_back_the_first_window_starts(
+    split: SplitSettings, lead_days: int
+) -> None:
+    lead = tuning_lead(split, 7)
+
+    assert lead == timedelta(days=lead_days)
+    assert time_splits(START + lead, split, 7).tuning.start == START
 
 
 def test_windows_are_half_open_and_gaps_belong_to_no_split() -> None:

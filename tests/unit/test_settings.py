@@ -15,6 +15,7 @@ def test_defaults_come_from_the_shipped_yaml(monkeypatch: pytest.MonkeyPatch) ->
     assert settings.features.windows_days == [1, 7, 30]
     assert settings.features.label_delay_days == 7
     assert str(settings.simulator.start) == "2025-04-01"
+    assert settings.split.validation == "after"
 
 
 def test_environment_overrides_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,6 +42,7 @@ def test_config_file_from_the_environment(tmp_path: Path, monkeypatch: pytest.Mo
         ("features:\n  label_delay_days: -1\n", {}, "features.label_delay_days"),
         ("costs:\n  reviewcost: 1\n", {}, "costs.reviewcost"),
         ("", {"FRAUD_RAY_FEATURES_BACKEND": "postgres"}, "features.backend"),
+        ("", {"FRAUD_RAY_SPLIT_VALIDATION": "between"}, "split.validation"),
         ("features:\n  windows_days: [7, 7]\n", {}, "features"),
         ("nonsense: 1\n", {}, "nonsense"),
     ],
