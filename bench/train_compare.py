@@ -100,10 +100,10 @@ def main() -> None:
     ]
     lines += [
         "",
-        "The worker time covers reading its shard, building the DMatrix, boosting and scoring the "
-        "validation split; the rest of the wall time is starting the Train controller and worker "
-        "processes (each imports Ray Train, XGBoost and scikit-learn) and Ray Data's split "
-        "coordinator.",
+        "The worker time covers fetching its shard, building the DMatrix, boosting and scoring "
+        "the validation split; the rest of the wall time is the driver preparing the shards "
+        "(select, materialise, split, Arrow block references) and Ray Train starting its "
+        "controller and worker processes (each imports Ray Train, XGBoost and scikit-learn).",
     ]
     body = "\n".join(lines)
     print(body)
