@@ -10,6 +10,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import msgspec
+import numpy as np
 import yaml
 from pydantic import (
     BaseModel,
@@ -107,6 +109,24 @@ class Decision(BaseModel):
 # hot paths (the stream, the log) pass it on as is. ``Decision.model_validate`` types one where a
 # caller wants it; ``Decision.model_dump(mode="json")`` makes one.
 DecisionRecord = dict[str, Any]
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise NotImplementedError(f"no JSON form for {type(value).__name__}")
+
+
+# msgspec rather than the json module: the stream encodes every decision and the decision log the
+# features of each, and json.dumps took five times as long (35 us against 7 for 21 features).
+_encoder = msgspec.json.Encoder(enc_hook=_plain)
+
+
+def to_json(content: object) -> bytes:
+    """Compact JSON, the one encoding of decisions everywhere they leave a process (HTTP, Kafka,
+    the decision log). NaN and infinities become null, as JSON has no such numbers: a missing
+    feature is stored as null and read back as NaN."""
+    return _encoder.encode(content)
 
 
 TimeUnit = Literal["s", "ms", "us", "ns", "D"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 
 from fraud_ray.decision_log import DecisionLog
@@ -62,7 +63,12 @@ def write(
 
 class DecisionLogContract:
     def test_a_written_decision_reads_back_whole(self, log: DecisionLog) -> None:
-        features = {"amount": 17.0, "card_mean_amount_7d": math.nan}
+        features = {
+            "amount": 17.0,
+            "card_mean_amount_7d": math.nan,
+            "terminal_risk_7d": math.inf,
+            "card_tx_count_1d": np.float32(3.0),
+        }
         assert log.write([decision(7)], [transaction(7)], [features]) == 1
 
         logged = log.get("tx-00007")
@@ -76,6 +82,8 @@ class DecisionLogContract:
         assert logged.features is not None
         assert logged.features["amount"] == 17.0
         assert math.isnan(logged.features["card_mean_amount_7d"])
+        assert math.isnan(logged.features["terminal_risk_7d"]), "JSON has no infinity"
+        assert logged.features["card_tx_count_1d"] == 3.0
         assert (logged.is_fraud, logged.labelled_at) == (None, None)
 
     def test_unknown_transaction_is_none(self, log: DecisionLog) -> None:

@@ -20,7 +20,6 @@ whatever a deployment's methods call must be defined above it.
 import asyncio
 import hmac
 import itertools
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -45,7 +44,7 @@ from fraud_ray.features.state import Event, FeatureState, MemoryState, RedisStat
 from fraud_ray.monitoring.routes import Monitoring
 from fraud_ray.monitoring.routes import router as monitoring_router
 from fraud_ray.registry import Registry
-from fraud_ray.schema import Decision, ModelRef, Transaction
+from fraud_ray.schema import Decision, ModelRef, Transaction, to_json
 from fraud_ray.serving.api import (
     AlertsPage,
     BatchRequest,
@@ -71,7 +70,7 @@ from fraud_ray.serving.pipeline import (
     events_from,
     render,
 )
-from fraud_ray.serving.recorder import DecisionRecorder, feature_maps
+from fraud_ray.serving.recorder import DecisionRecorder
 from fraud_ray.settings import Settings
 
 logger = logging.getLogger("ray.serve")
@@ -303,7 +302,7 @@ def _authorised(
 def json_response(content: object) -> Response:
     """Decisions are built valid, so they skip FastAPI's re-validation of the response model
     (milliseconds per thousand decisions); the model still documents the response in /docs."""
-    return Response(json.dumps(content, separators=(",", ":")), media_type="application/json")
+    return Response(to_json(content), media_type="application/json")
 
 
 @serve.deployment
@@ -371,13 +370,15 @@ class Ingress:
 
     async def decide_for_log(
         self, transactions: Sequence[Transaction]
-    ) -> tuple[list[dict[str, Any]], list[dict[str, float]]]:
+    ) -> tuple[list[dict[str, Any]], list[str], np.ndarray]:
         """The handle entry point for callers that log decisions themselves, as the streaming
-        pool does before it commits: the decisions and each one's features for that log. The
-        recorder only scores the challenger on them."""
+        pool does before it commits: the decisions, and the feature names and rows they were
+        made on for that log (an array crosses the handle in one piece, where a dict per row
+        cost both ends more than the features themselves). The recorder only scores the
+        challenger on them."""
         decisions, rows = await self.answer(transactions)
         self.recorder.add(transactions, decisions, rows, log=False)
-        return decisions, feature_maps(self.spec.names, rows)
+        return decisions, self.spec.names, rows
 
     async def decide_and_log(self, transactions: Sequence[Transaction]) -> list[dict[str, Any]]:
         """HTTP's path: the recorder logs the decisions (``serving.log_decisions``) after the

@@ -22,16 +22,11 @@ from typing import Any
 import numpy as np
 
 from fraud_ray.costs import CostPolicy
-from fraud_ray.decision_log import DecisionLog
+from fraud_ray.decision_log import DecisionLog, feature_maps
 from fraud_ray.schema import DecisionRecord, Transaction
 from fraud_ray.serving.pipeline import ServingModel, amounts_of
 
 logger = logging.getLogger(__name__)
-
-
-def feature_maps(names: Sequence[str], rows: np.ndarray) -> list[dict[str, float]]:
-    """Feature rows as the decision log stores them: one ``{feature: value}`` per decision."""
-    return [dict(zip(names, row, strict=True)) for row in rows.tolist()]
 
 
 @dataclass

@@ -8,7 +8,6 @@ replay it once fixed.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -55,10 +54,6 @@ def message_key(transaction: Transaction) -> bytes:
     """Decisions and alerts are keyed like their transactions: by card, so a card's stay ordered.
     A transaction without a card is keyed by its own id."""
     return (transaction.card_id or transaction.transaction_id).encode()
-
-
-def encode_decision(decision: DecisionRecord) -> bytes:
-    return json.dumps(decision, separators=(",", ":")).encode()
 
 
 def decode_decision(value: bytes) -> Decision:

@@ -26,14 +26,13 @@ from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from fraud_ray.schema import Action, DecisionRecord, Transaction
+from fraud_ray.schema import Action, DecisionRecord, Transaction, to_json
 from fraud_ray.settings import KafkaSettings
 from fraud_ray.streaming.codec import (
     Headers,
     Rejected,
     dead_letter_headers,
     decision_headers,
-    encode_decision,
     message_key,
     parse_transaction,
 )
@@ -227,7 +226,7 @@ class StreamLoop:
         for decision, transaction in zip(decisions, valid, strict=True):
             key, value, headers = (
                 message_key(transaction),
-                encode_decision(decision),
+                to_json(decision),
                 decision_headers(decision),
             )
             self.sink.produce(

@@ -24,7 +24,7 @@ from ray import serve
 from ray.exceptions import ActorUnavailableError
 from ray.serve.exceptions import RayServeException
 
-from fraud_ray.decision_log import DecisionLog, absolute_url
+from fraud_ray.decision_log import DecisionLog, absolute_url, feature_maps
 from fraud_ray.schema import DecisionRecord, Transaction
 from fraud_ray.settings import Settings
 from fraud_ray.streaming.clients import consumer_config, producer_config
@@ -73,9 +73,10 @@ class Consumer:
     def _decide(self, transactions: list[Transaction]) -> list[DecisionRecord]:
         """The graph's decisions, and their features for the log (drift reads them), which wait
         here for the loop's write of the same batch, which always follows."""
-        decisions, self._features = self.graph.decide_for_log.remote(transactions).result(
+        decisions, names, rows = self.graph.decide_for_log.remote(transactions).result(
             timeout_s=self.timeout_s
         )
+        self._features = feature_maps(names, rows)
         return decisions
 
     def _write_log(self, decisions: list[DecisionRecord], transactions: list[Transaction]) -> int:

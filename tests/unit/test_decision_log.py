@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import math
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import numpy as np
 import pytest
+from sqlalchemy.dialects import sqlite
 
-from fraud_ray.decision_log import DecisionLog, DecisionLogError
+from fraud_ray.decision_log import (
+    DecisionLog,
+    DecisionLogError,
+    DriverInsert,
+    decisions_table,
+    feature_maps,
+)
 from fraud_ray.settings import Settings
 
 from ..conftest import free_port
@@ -64,3 +74,30 @@ def test_a_sqlite_file_where_a_folder_should_be_is_reported(tmp_path: Path) -> N
     (tmp_path / "taken").write_text("a file, not a folder")
     with pytest.raises(DecisionLogError, match="cannot create"):
         DecisionLog(f"sqlite:///{tmp_path / 'taken' / 'decisions.db'}")
+
+
+def test_feature_maps_keep_missing_values_missing() -> None:
+    maps = feature_maps(["a", "b"], np.array([[1.0, np.nan], [2.0, 3.0]]))
+    assert maps[1] == {"a": 2.0, "b": 3.0}
+    assert maps[0]["a"] == 1.0 and math.isnan(maps[0]["b"])
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2025, 6, 2, 9, 30, tzinfo=UTC),
+        datetime(2025, 6, 2, 9, 30, 1, 250, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(1970, 1, 1, tzinfo=UTC),
+    ],
+)
+def test_sqlite_instants_are_written_as_sqlalchemy_writes_them(moment: datetime) -> None:
+    """Writes skip SQLAlchemy's type processing; windows and reads still go through it, and on
+    SQLite they compare text, so both must spell an instant the same way."""
+    dialect = sqlite.dialect()
+    through_sqlalchemy = decisions_table.c.timestamp.type._cached_bind_processor(dialect)
+    assert through_sqlalchemy is not None
+    written = DriverInsert(dialect, decisions_table, ["transaction_id"]).instant(moment)
+    assert written == through_sqlalchemy(moment)
+    assert written == DriverInsert(dialect, decisions_table, ["transaction_id"]).instant(
+        moment.isoformat()
+    )

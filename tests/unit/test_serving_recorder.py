@@ -3,7 +3,6 @@ scored in shadow on the same rows, and nothing lost when the log is away for a w
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from fraud_ray.decision_log import DecisionLog
 from fraud_ray.schema import ModelRef, Transaction
 from fraud_ray.serving.pipeline import ServingModel, amounts_of, decide, events_from, render
-from fraud_ray.serving.recorder import DecisionRecorder, feature_maps
+from fraud_ray.serving.recorder import DecisionRecorder
 
 from .test_model import make_model
 from .test_serving_pipeline import SPEC, pipeline
@@ -115,9 +114,3 @@ def test_a_full_buffer_drops_the_oldest_and_counts_them(log: DecisionLog) -> Non
     flushed = sink.flush(sink.take(), shadow=None)
     assert (flushed.logged, flushed.dropped) == (4, 2)
     assert log.get("t1") is None and log.get("t2") is not None
-
-
-def test_feature_maps_keep_missing_values_missing() -> None:
-    maps = feature_maps(["a", "b"], np.array([[1.0, np.nan], [2.0, 3.0]]))
-    assert maps[1] == {"a": 2.0, "b": 3.0}
-    assert maps[0]["a"] == 1.0 and math.isnan(maps[0]["b"])

@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from fraud_ray.decision_log import AlertCursor
-from fraud_ray.schema import Action, Decision, DecisionRecord, ModelRef, Transaction
+from fraud_ray.schema import Action, Decision, DecisionRecord, ModelRef, Transaction, to_json
 from fraud_ray.serving.api import decode_cursor, encode_cursor
 from fraud_ray.settings import KafkaSettings
 from fraud_ray.streaming.clients import consumer_config, producer_config, transactional_id
@@ -24,7 +24,6 @@ from fraud_ray.streaming.codec import (
     dead_letter_headers,
     decision_headers,
     decode_decision,
-    encode_decision,
     header_map,
     parse_transaction,
 )
@@ -103,7 +102,7 @@ def decision(tx: str, action: Action = Action.APPROVE) -> DecisionRecord:
 
 def test_decisions_round_trip_and_carry_the_model_in_headers() -> None:
     made = decision("t1", Action.REVIEW)
-    assert decode_decision(encode_decision(made)) == Decision.model_validate(made)
+    assert decode_decision(to_json(made)) == Decision.model_validate(made)
     assert header_map(decision_headers(made)) == {"model.name": "fraud-test", "model.version": "3"}
 
 
