@@ -481,7 +481,7 @@ def _json_text(content: object) -> str:
 
 
 def _instant(value: datetime | str) -> datetime:
-    """A record's ``scored_at``: ISO 8601 text in JSON form (``Z`` included, Python 3.11)."""
+    """A transaction's time, or a record's ``scored_at`` in its ISO 8601 text (``instant_text``)."""
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 

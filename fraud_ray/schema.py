@@ -111,6 +111,11 @@ class Decision(BaseModel):
 DecisionRecord = dict[str, Any]
 
 
+def instant_text(moment: datetime) -> str:
+    """An aware instant as a ``DecisionRecord`` spells it: ISO 8601 in UTC, with ``Z``."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _plain(value: object) -> object:
     if isinstance(value, np.generic):
         return value.item()

@@ -20,7 +20,7 @@ from fraud_ray.features.definitions import FeatureSpec
 from fraud_ray.features.online import OnlineFeatures
 from fraud_ray.features.state import Event, MemoryState, epoch_micros
 from fraud_ray.model import FraudModel
-from fraud_ray.schema import Action, ModelRef, Transaction
+from fraud_ray.schema import Action, ModelRef, Transaction, instant_text
 from fraud_ray.settings import Settings
 
 PROBE_START = datetime(2025, 1, 6, 12, tzinfo=UTC)
@@ -189,7 +189,7 @@ def render(
     definitions = spec.definitions
     now = datetime.now(UTC)
     latency_ms = max((now - received_at).total_seconds() * 1000, 0.0)
-    scored_at = now.isoformat().replace("+00:00", "Z")
+    scored_at = instant_text(now)
     scores = decided.scores
     model = scores.model.model_dump()
     return [

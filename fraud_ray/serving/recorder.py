@@ -23,7 +23,7 @@ import numpy as np
 
 from fraud_ray.costs import CostPolicy
 from fraud_ray.decision_log import DecisionLog, feature_maps
-from fraud_ray.schema import DecisionRecord, Transaction
+from fraud_ray.schema import DecisionRecord, Transaction, instant_text
 from fraud_ray.serving.pipeline import ServingModel, amounts_of
 
 logger = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class DecisionRecorder:
         """The challenger's decisions; without reasons, which nobody reads in shadow."""
         probabilities = shadow.model.probabilities(rows)
         actions, costs = self.policy.decide(probabilities, amounts_of(pending.transactions))
-        scored_at = datetime.now(UTC)
+        scored_at = instant_text(datetime.now(UTC))
         model = shadow.ref.model_dump()
         return [
             {
