@@ -1,10 +1,11 @@
 """Streaming throughput and end-to-end latency: Kafka -> consumer pool -> Serve graph -> Kafka.
 
-Maximum rate: a backlog of transactions is produced first, then a pool starts; the rate is the
-backlog over the time from the pool's start until the group has committed every offset (so it
-includes the decision log write and the commit of every batch). Latency: transactions produced at
-half that rate while the pool runs; a transaction's latency is its decision message's timestamp
-minus its own (both CreateTime, set by the producers on this machine's clock).
+Maximum rate: a pool starts and settles (every partition assigned, no rebalance pending), then a
+backlog of transactions is produced at once; the rate is the backlog over the time between its
+first and last decision messages, and the run ends when the group has committed every offset.
+Latency: transactions produced at half that rate to a settled, warmed-up pool; a transaction's
+latency is its decision message's timestamp minus its own (both CreateTime, set by the producers
+on this machine's clock).
 
 Needs a model: a small one is trained into a scratch registry first (a minute or two), unless
 --tracking-uri names a registry whose alias champion is the model to serve. Kafka is a private
@@ -142,11 +143,27 @@ def consumed(settings: Settings) -> bool:
         reader.close()
 
 
+def settle(pool: ConsumerPool, partitions: int, timeout_s: float = 120.0) -> None:
+    """Wait until the group has handed out every partition (to every consumer, when there are
+    enough) and kept it so for a second: a rebalance inside a measurement pauses consumption."""
+    deadline = time.monotonic() + timeout_s
+    previous = None
+    while time.monotonic() < deadline:
+        assigned = [sorted(stats.assigned) for stats in pool.stats()]
+        whole = sum(map(len, assigned)) == partitions
+        shared = all(assigned) or pool.size > partitions
+        if whole and shared and assigned == previous:
+            return
+        previous = assigned if whole and shared else None
+        time.sleep(1.0)
+    raise TimeoutError(f"the group did not settle on {partitions} partitions in {timeout_s} s")
+
+
 def max_rate(
     settings: Settings, count: int, pool_size: int, batch: int, partitions: int
 ) -> tuple[float, dict[str, float]]:
-    """Sustained transactions/s of a pool started on a backlog, and the seconds its consumers spent
-    in each step of their batches (summed over consumers).
+    """Sustained transactions/s of a settled pool given a backlog at once, and the seconds its
+    consumers spent in each step of their batches (summed over consumers).
 
     The rate is measured between the first and the last decision message's timestamps, so the
     seconds Ray takes to start the actors and Kafka to assign them partitions do not count.
@@ -158,10 +175,12 @@ def max_rate(
         }
     )
     kafka = settings.kafka
-    produce(kafka.bootstrap, kafka.transactions_topic, payloads(kafka.group, count), None)
+    backlog = payloads(kafka.group, count)
     pool = ConsumerPool(settings)
     pool.start()
     try:
+        settle(pool, partitions)
+        produce(kafka.bootstrap, kafka.transactions_topic, backlog, None)
         while not consumed(settings):
             time.sleep(0.2)
     finally:
@@ -203,7 +222,8 @@ def latencies(settings: Settings, rate: float, seconds: float, partitions: int) 
     pool = ConsumerPool(settings)
     pool.start()
     try:
-        # A warm-up, so that joining the group and the first graph calls are not measured.
+        settle(pool, partitions)
+        # A warm-up, so that the first graph calls are not measured.
         warmup = payloads(f"{kafka.group}-warmup", WARMUP)
         produce(kafka.bootstrap, kafka.transactions_topic, warmup, None)
         while not consumed(settings):

@@ -119,6 +119,7 @@ class LoopStats:
     new_in_log: int = 0
     failed_batches: int = 0
     last_error: str | None = None
+    assigned: list[str] = field(default_factory=list)
     lag: dict[str, int] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -178,20 +179,25 @@ class StreamLoop:
         empty poll.
         """
         kafka = self.settings
+        clock = StageClock()
         messages = self.source.consume(kafka.batch_size, kafka.batch_wait_s)
+        clock.lap("poll")
         records = [message for message in messages if not self._is_error(message)]
         outcome = None
         if records:
             try:
-                outcome = self.process(records)
+                outcome = self.process(records, clock)
             except Exception as error:  # any step: rewind and retry, never commit past it
                 self._recover(records, error)
         self._report_lag()
         return outcome
 
-    def process(self, records: Sequence[Record]) -> BatchOutcome:
-        """Decide and write out one batch, then commit its offsets; raises if any step fails."""
-        clock = StageClock()
+    def process(self, records: Sequence[Record], clock: StageClock | None = None) -> BatchOutcome:
+        """Decide and write out one batch, then commit its offsets; raises if any step fails.
+
+        ``clock`` times the steps, from the poll that brought the batch when the caller has one.
+        """
+        clock = clock or StageClock()
         kafka = self.settings
         delivery_errors: list[KafkaError] = []
 
@@ -330,18 +336,21 @@ class StreamLoop:
         return True
 
     def _report_lag(self) -> None:
-        lag = self.lag()
+        assigned = self.source.assignment()
+        self.stats.assigned = [f"{p.topic}/{p.partition}" for p in assigned]
+        lag = self.lag(assigned)
         self.stats.lag = {
             f"{topic}/{partition}": value for (topic, partition), value in lag.items()
         }
         if self.observer is not None:
             self.observer.lag(lag)
 
-    def lag(self) -> dict[tuple[str, int], int]:
+    def lag(self, assigned: list[TopicPartition] | None = None) -> dict[tuple[str, int], int]:
         """Messages between this consumer's position and the end of each assigned partition,
         from the high watermarks the last fetches brought (no extra request to the broker)."""
-        lag = {}
-        assigned = self.source.assignment()
+        lag: dict[tuple[str, int], int] = {}
+        if assigned is None:
+            assigned = self.source.assignment()
         if not assigned:
             return lag
         for partition in self.source.position(assigned):

@@ -317,7 +317,7 @@ def test_a_batch_is_decided_written_out_and_only_then_committed() -> None:
     assert r.journal.events[-1] == "commit"
     assert r.source.committed == {("transactions", 0): 13, ("transactions", 1): 8}
     assert r.log.rows == {"a": "approve", "b": "decline", "c": "approve"}
-    assert set(outcome.stages) == {"parse", "graph", "produce", "log", "commit"}
+    assert set(outcome.stages) == {"poll", "parse", "graph", "produce", "log", "commit"}
     assert r.loop.stats.stage_seconds.keys() == outcome.stages.keys()
 
 
@@ -397,6 +397,7 @@ def test_lag_is_the_distance_from_position_to_the_end() -> None:
     r.loop.step()
     assert r.loop.lag() == {("transactions", 0): 100 - 13, ("transactions", 1): 100 - 8}
     assert r.loop.stats.lag == {"transactions/0": 87, "transactions/1": 92}
+    assert sorted(r.loop.stats.assigned) == ["transactions/0", "transactions/1"]
 
 
 def test_offsets_of_a_batch() -> None:
