@@ -15,13 +15,14 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()}"
 
 
-def write_section(name: str, body: str) -> None:
-    """Replace the section between this script's markers, or append it; the rest stays as it is."""
+def write_section(name: str, body: str, script: str | None = None) -> None:
+    """Replace the section between this script's markers, or append it; the rest stays as it is.
+
+    ``script`` names the script when one writes several sections (default: ``name``).
+    """
     begin, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    section = (
-        f"{begin}\n{body.strip()}\n\n_Measured {stamp} on {machine()} by `bench/{name}.py`._\n{end}"
-    )
+    section = f"{begin}\n{body.strip()}\n\n_Measured {stamp} on {machine()} by `bench/{script or name}.py`._\n{end}"
     text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
     pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.DOTALL)
     if pattern.search(text):

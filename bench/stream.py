@@ -36,14 +36,14 @@ from ray import serve
 from report import write_section
 
 from fraud_ray.serving.graph import build_graph
-from fraud_ray.settings import KafkaSettings, Settings, SimulatorSettings
+from fraud_ray.settings import KafkaSettings, ServingSettings, Settings, SimulatorSettings
 from fraud_ray.simulator import write_simulation
 from fraud_ray.streaming.pool import ConsumerPool
 from fraud_ray.training import train
 
 KAFKA_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "kafka.sh"
 START = datetime(2025, 6, 2, tzinfo=UTC)
-WARMUP = 500
+TICK_S = 0.005
 
 
 def free_port() -> int:
@@ -71,7 +71,8 @@ def broker(scratch: Path) -> Iterator[str]:
         subprocess.run([str(KAFKA_SCRIPT), "stop"], env=env, check=True, capture_output=True)
 
 
-def payloads(prefix: str, count: int, cards: int = 5000) -> list[tuple[bytes, bytes]]:
+def payloads(prefix: str, count: int, cards: int = 5000) -> list[tuple[str, bytes, bytes]]:
+    """(transaction_id, key, value) of ``count`` transactions on ``cards`` cards."""
     rng = np.random.default_rng(0)
     amounts = rng.gamma(2, 25, count) + 0.01
     out = []
@@ -84,7 +85,7 @@ def payloads(prefix: str, count: int, cards: int = 5000) -> list[tuple[bytes, by
             "terminal_id": f"{prefix}-terminal-{(7 * i) % 10000}",
             "amount": round(float(amounts[i]), 2),
         }
-        out.append((card.encode(), json.dumps(body).encode()))
+        out.append((body["transaction_id"], card.encode(), json.dumps(body).encode()))
     return out
 
 
@@ -107,21 +108,29 @@ def topics_for(settings: Settings, partitions: int) -> Settings:
 
 
 def produce(
-    bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]], rate: float | None
+    bootstrap: str, topic: str, messages: list[tuple[str, bytes, bytes]], rate: float | None
 ) -> dict[str, int]:
-    """Produce, paced to ``rate`` messages/s if given; returns each value's CreateTime (ms)."""
+    """Produce, paced to ``rate`` messages/s if given; returns each transaction's CreateTime (ms).
+
+    Paced in ticks of ``TICK_S``: each tick sends the messages due by then. A sleep per message
+    kept this process busy enough, on 2 cores, to slow down the pool it was measuring.
+    """
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
     stamps: dict[str, int] = {}
     started = time.perf_counter()
-    for i, (key, value) in enumerate(messages):
+    sent = 0
+    while sent < len(messages):
+        due = len(messages)
         if rate is not None:
-            delay = started + i / rate - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
+            due = min(due, int((time.perf_counter() - started) * rate) + 1)
         now_ms = int(time.time() * 1000)
-        producer.produce(topic, value=value, key=key, timestamp=now_ms)
-        stamps[json.loads(value)["transaction_id"]] = now_ms
+        for transaction_id, key, value in messages[sent:due]:
+            producer.produce(topic, value=value, key=key, timestamp=now_ms)
+            stamps[transaction_id] = now_ms
+        sent = due
         producer.poll(0)
+        if sent < len(messages):
+            time.sleep(TICK_S)
     producer.flush(120)
     return stamps
 
@@ -216,26 +225,28 @@ def decision_times(settings: Settings, count: int) -> dict[str, int]:
     return seen
 
 
-def latencies(settings: Settings, rate: float, seconds: float, partitions: int) -> np.ndarray:
+def latencies(
+    settings: Settings, rate: float, seconds: float, partitions: int, warmup_s: float
+) -> np.ndarray:
+    """Latencies (ms) of ``seconds`` of transactions at ``rate``, after ``warmup_s`` of the same
+    stream: the first seconds of a fresh graph and pool run slower (measured: p50 3 s in the
+    first two seconds, 0.3 s after ten), and the goal is about the sustained rate."""
     settings = topics_for(settings, partitions)
     kafka = settings.kafka
     pool = ConsumerPool(settings)
     pool.start()
     try:
         settle(pool, partitions)
-        # A warm-up, so that the first graph calls are not measured.
-        warmup = payloads(f"{kafka.group}-warmup", WARMUP)
-        produce(kafka.bootstrap, kafka.transactions_topic, warmup, None)
-        while not consumed(settings):
-            time.sleep(0.2)
-        messages = payloads(kafka.group, int(rate * seconds))
+        warmup = int(rate * warmup_s)
+        messages = payloads(kafka.group, warmup + int(rate * seconds))
         stamps = produce(kafka.bootstrap, kafka.transactions_topic, messages, rate)
         while not consumed(settings):
             time.sleep(0.2)
     finally:
         pool.stop()
-    seen = decision_times(settings, len(stamps) + len(warmup))
-    return np.array([seen[tx] - stamps[tx] for tx in stamps], dtype=float)
+    seen = decision_times(settings, len(stamps))
+    measured = [transaction_id for transaction_id, _, _ in messages[warmup:]]
+    return np.array([seen[tx] - stamps[tx] for tx in measured], dtype=float)
 
 
 def model_settings(scratch: Path, tracking_uri: str | None) -> Settings:
@@ -264,9 +275,19 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=KafkaSettings().batch_size)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--warmup-seconds", type=float, default=10.0)
     parser.add_argument("--grid-transactions", type=int, default=10_000)
     parser.add_argument("--tracking-uri", help="a registry with a champion (default: train one)")
     parser.add_argument("--decisions", help="decision log URL (default: SQLite in scratch)")
+    parser.add_argument(
+        "--fuse-steps",
+        action=argparse.BooleanOptionalAction,
+        default=ServingSettings().fuse_steps,
+        help="serve the graph with serving.fuse_steps (written to its own section)",
+    )
+    parser.add_argument(
+        "--grid", action=argparse.BooleanOptionalAction, default=True, help="pool x batch grid"
+    )
     options = parser.parse_args()
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -275,7 +296,10 @@ def main() -> None:
         ray.init(include_dashboard=False, log_to_driver=False)
         with broker(scratch) as bootstrap:
             settings = model_settings(scratch, options.tracking_uri)
-            updates = {"kafka": settings.kafka.model_copy(update={"bootstrap": bootstrap})}
+            updates = {
+                "kafka": settings.kafka.model_copy(update={"bootstrap": bootstrap}),
+                "serving": settings.serving.model_copy(update={"fuse_steps": options.fuse_steps}),
+            }
             if options.decisions:
                 updates["decisions"] = settings.decisions.model_copy(
                     update={"url": options.decisions}
@@ -307,13 +331,14 @@ def main() -> None:
                 rate / 2,
                 options.latency_seconds,
                 options.partitions,
+                options.warmup_seconds,
             )
             p50, p99 = np.percentile(lat, [50, 99])
             print(
                 f"latency at {rate / 2:,.0f} tx/s: p50 {p50:.0f} ms, p99 {p99:.0f} ms", flush=True
             )
             grid = []
-            for pool_size in (1, 2, 4):
+            for pool_size in (1, 2, 4) if options.grid else ():
                 for batch in (250, 1000, 4000):
                     measured, _ = max_rate(
                         settings, options.grid_transactions, pool_size, batch, options.partitions
@@ -324,17 +349,26 @@ def main() -> None:
         ray.shutdown()
 
     rows = "\n".join(f"| {p} | {b:,} | {r:,.0f} |" for p, b, r in grid)
+    grid_table = f"""
+Pool size against batch size ({options.grid_transactions:,} backlogged transactions each):
+
+| consumers | batch | transactions/s |
+|---|---|---|
+{rows}
+"""
+    graph = "fused steps (2 deployments)" if options.fuse_steps else "4 deployments"
     busy = sum(stages.values())
     where = "\n".join(
         f"| {stage} | {seconds:,.1f} | {seconds / busy:.0%} |" for stage, seconds in stages.items()
     )
     write_section(
-        "stream",
-        f"""## Streaming: Kafka -> consumer pool -> Serve graph -> Kafka
+        "stream-fused" if options.fuse_steps else "stream",
+        f"""## Streaming: Kafka -> consumer pool -> Serve graph ({graph}) -> Kafka
 
 {options.transactions:,} transactions backlogged on {options.partitions} partitions, pool of
 {options.pool_size} consumers, batches of {options.batch_size:,}, decision log
-{"on " + options.decisions.split(":")[0] if options.decisions else "on SQLite"}:
+{"on " + options.decisions.split(":")[0] if options.decisions else "on SQLite"}, latency measured
+over {options.latency_seconds:.0f} s after {options.warmup_seconds:.0f} s of the same paced stream:
 
 | figure | measured | goal |
 |---|---|---|
@@ -351,13 +385,8 @@ Where the consumers' time went during the maximum-rate run (seconds summed over 
 
 The machine's 1-minute load average when the run started was {load:.1f} on {os.cpu_count()} cores
 (other work shares it), so these figures are a floor for an idle machine.
-
-Pool size against batch size ({options.grid_transactions:,} backlogged transactions each):
-
-| consumers | batch | transactions/s |
-|---|---|---|
-{rows}
-""",
+{grid_table if grid else ""}""",
+        script="stream",
     )
 
 
