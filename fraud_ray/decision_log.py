@@ -428,14 +428,9 @@ def _engine(url: str) -> Engine:
                 f"decision log URL {_shown(parsed)}: cannot create {folder}: {error}"
             ) from None
     try:
-        # JSON through msgspec: with the json module, encoding each row's features and reasons
-        # was most of a streamed batch's log write.
-        return sa.create_engine(
-            parsed,
-            pool_pre_ping=True,
-            json_serializer=_json_text,
-            json_deserializer=msgspec.json.decode,
-        )
+        # Reads decode JSON with msgspec, as writes encode it (``DriverInsert``): monitoring
+        # reads a window's features at once.
+        return sa.create_engine(parsed, pool_pre_ping=True, json_deserializer=msgspec.json.decode)
     except (ArgumentError, NoSuchModuleError, ImportError) as error:
         raise DecisionLogError(f"decision log URL {_shown(parsed)}: {error}") from None
 
