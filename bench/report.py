@@ -22,7 +22,8 @@ def write_section(name: str, body: str, script: str | None = None) -> None:
     """
     begin, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    section = f"{begin}\n{body.strip()}\n\n_Measured {stamp} on {machine()} by `bench/{script or name}.py`._\n{end}"
+    signed = f"_Measured {stamp} on {machine()} by `bench/{script or name}.py`._"
+    section = f"{begin}\n{body.strip()}\n\n{signed}\n{end}"
     text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
     pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.DOTALL)
     if pattern.search(text):
