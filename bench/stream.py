@@ -229,8 +229,8 @@ def latencies(
     settings: Settings, rate: float, seconds: float, partitions: int, warmup_s: float
 ) -> np.ndarray:
     """Latencies (ms) of ``seconds`` of transactions at ``rate``, after ``warmup_s`` of the same
-    stream: the first seconds of a fresh graph and pool run slower (measured: p50 3 s in the
-    first two seconds, 0.3 s after ten), and the goal is about the sustained rate."""
+    stream: a fresh pool starts behind (measured: p50 3-4.6 s in the first four seconds, 0.2-0.3 s
+    once that backlog had drained, 15-20 s in), and the goal is about the sustained rate."""
     settings = topics_for(settings, partitions)
     kafka = settings.kafka
     pool = ConsumerPool(settings)
