@@ -25,8 +25,16 @@ from fraud_ray.features.definitions import (
     is_weekend,
 )
 from fraud_ray.features.offline import epoch_micros
-from fraud_ray.features.state import CardHistory, Event, FeatureState, TerminalHistory
+from fraud_ray.features.state import (
+    CardHistory,
+    Event,
+    FeatureState,
+    MemoryState,
+    RedisState,
+    TerminalHistory,
+)
 from fraud_ray.schema import AMOUNT, CARD_ID, LABEL, TERMINAL_ID, TIMESTAMP, TRANSACTION_ID
+from fraud_ray.settings import Settings
 
 NAN = float("nan")
 
@@ -99,6 +107,17 @@ class OnlineFeatures:
                     rows[:, column] = [e.attributes.get(definition.name, NAN) for e in events]
                 case _:
                     raise ValueError(f"no online execution for {definition}")
+
+
+def online_features(settings: Settings, spec: FeatureSpec) -> OnlineFeatures:
+    """Online features over the state ``features.backend`` names: this process's memory, or
+    Redis, which every replica that computes features shares."""
+    state: FeatureState
+    if settings.features.backend == "redis":
+        state = RedisState.from_url(spec, settings.redis.url, settings.redis.prefix)
+    else:
+        state = MemoryState(spec)
+    return OnlineFeatures(spec, state)
 
 
 @dataclass(frozen=True)

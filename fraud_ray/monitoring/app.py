@@ -11,19 +11,20 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
-from fraud_ray.monitoring.routes import Monitoring, router
-from fraud_ray.serving.api import problem_app
+from fraud_ray.http import problem_app
+from fraud_ray.monitoring.routes import router
+from fraud_ray.monitoring.service import MonitoringService
 from fraud_ray.settings import Settings
 
 
-def create_app(settings: Settings, monitoring: Monitoring | None = None) -> FastAPI:
+def create_app(settings: Settings, monitoring: MonitoringService | None = None) -> FastAPI:
     """The standalone app; ``monitoring`` defaults to the log and monitor the settings name."""
     app = problem_app(
         "fraud-ray monitoring",
         "Drift, performance and the champion against the challenger, from the decision log.",
     )
     app.include_router(router)
-    app.state.monitoring = monitoring or Monitoring(settings)
+    app.state.monitoring = monitoring or MonitoringService(settings)
 
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:

@@ -25,9 +25,9 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
 from pydantic import Field
 
+from fraud_ray.decision_api import LoggedDecisionView
 from fraud_ray.decision_log import DecisionLog
 from fraud_ray.monitoring.drift import NotEnoughData
-from fraud_ray.monitoring.interface import MonitorLike
 from fraud_ray.monitoring.summaries import (
     DayPerformance,
     DriftSummary,
@@ -35,9 +35,9 @@ from fraud_ray.monitoring.summaries import (
     ModelComparison,
     PerformanceReport,
     Summary,
+    SummarySource,
 )
 from fraud_ray.schema import LABEL, TIMESTAMP, Action
-from fraud_ray.serving.api import LoggedDecisionView
 from fraud_ray.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ class DashboardData(Summary):
 
 
 def collect(
-    monitor: MonitorLike, log: DecisionLog, settings: Settings, end: datetime | None = None
+    monitor: SummarySource, log: DecisionLog, settings: Settings, end: datetime | None = None
 ) -> DashboardData:
     """What the dashboard shows over ``monitoring.dashboard_days`` of transaction time.
 

@@ -1,9 +1,10 @@
 """What monitoring reports: the bodies of ``/api/v1/monitoring/*``, the CLI's JSON and the dashboard's
-data, defined once so that the three cannot disagree."""
+data, defined once so that the three cannot disagree; and ``SummarySource``, what answers for them."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -81,3 +82,26 @@ class ModelComparison(Summary):
     compared: int = Field(description="labelled transactions decided by both models")
     agreement: float | None = Field(description="share of them given the same action")
     outcomes: list[ModelOutcome]
+
+
+class SummarySource(Protocol):
+    """What the dashboard and the monitoring routes ask for: ``fraud_ray.monitoring.monitor.Monitor``
+    measures it, ``fraud_ray.monitoring.service.CachedMonitor`` keeps its drift verdict a while,
+    and a test hands over summaries made by hand. Importing it costs no Evidently and no MLflow."""
+
+    def performance(
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        model_version: str | None = None,
+    ) -> PerformanceReport: ...
+
+    def drift(self, end: datetime | None = None) -> DriftSummary:
+        """Raises ``fraud_ray.monitoring.drift.NotEnoughData`` when the window is too thin."""
+        ...
+
+    def comparison(
+        self, start: datetime | None = None, end: datetime | None = None
+    ) -> ModelComparison | None:
+        """``None`` when no challenger is scored in shadow."""
+        ...

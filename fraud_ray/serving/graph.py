@@ -5,11 +5,9 @@ model is CPU-bound and batches, the decision is arithmetic. The ingress chains t
 each ``DeploymentResponse`` straight into the next call, so intermediate results travel replica to
 replica without coming back through the ingress.
 
-Model updates: the ``ModelRollout`` actor holds the version every Scorer replica should serve.
-``POST /api/v1/model/reload`` loads and probes the new version in the ingress first (a version that
-fails is refused and nothing changes), then sets it as the target; each Scorer replica polls the
-target, loads it beside the old model, probes it and swaps one reference, so requests in flight
-finish on the model they started with and none is dropped.
+Model updates: the ``ModelRollout`` actor (``fraud_ray.serving.rollout``) holds the version every
+Scorer replica should serve; ``POST /api/v1/model/reload`` sets it once the ingress has loaded and
+probed that version, and each Scorer replica follows it without dropping a request.
 
 FastAPI reads the handlers' annotations at run time inside Serve's ingress wrapper, so this module
 does not use ``from __future__ import annotations``: string annotations would turn request bodies
@@ -23,43 +21,36 @@ import itertools
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-import ray
-from fastapi import Depends, HTTPException, Query, Request, Response
+from fastapi import Depends, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from mlflow.exceptions import MlflowException
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from fraud_ray.costs import CostPolicy
+from fraud_ray.decision_api import DecisionLogReader
+from fraud_ray.decision_api import router as decision_log_router
 from fraud_ray.decision_log import DecisionLog, absolute_url
 from fraud_ray.features.definitions import FeatureSpec
-from fraud_ray.features.online import OnlineFeatures
-from fraud_ray.features.state import Event, FeatureState, MemoryState, RedisState
-from fraud_ray.monitoring.routes import Monitoring
+from fraud_ray.features.online import online_features
+from fraud_ray.features.state import Event
+from fraud_ray.http import Problem, json_response, problem_app
 from fraud_ray.monitoring.routes import router as monitoring_router
+from fraud_ray.monitoring.service import MonitoringService
 from fraud_ray.registry import Registry
-from fraud_ray.schema import Decision, ModelRef, Transaction, to_json
+from fraud_ray.schema import Decision, Transaction
 from fraud_ray.serving.api import (
-    AlertsPage,
     BatchRequest,
     BatchResponse,
     FeedbackRequest,
     FeedbackResponse,
-    LoggedDecisionView,
     ModelInfo,
-    Problem,
     ReloadResponse,
-    decode_cursor,
-    encode_cursor,
-    problem_app,
 )
-from fraud_ray.serving.metrics import GraphMetrics
 from fraud_ray.serving.pipeline import (
     Decided,
     ModelRefused,
@@ -71,6 +62,14 @@ from fraud_ray.serving.pipeline import (
     render,
 )
 from fraud_ray.serving.recorder import DecisionRecorder
+from fraud_ray.serving.rollout import (
+    ModelAbout,
+    challenger,
+    load_model,
+    rollout_actor,
+    serving_spec,
+)
+from fraud_ray.serving.telemetry import GraphMetrics
 from fraud_ray.settings import Settings
 
 logger = logging.getLogger("ray.serve")
@@ -79,132 +78,9 @@ api = problem_app(
     "fraud-ray",
     "Real-time card-fraud decisions: approve, review or decline by least expected cost.",
 )
+api.include_router(decision_log_router)  # /api/v1/alerts and /api/v1/decisions/*
 api.include_router(monitoring_router)  # /dashboard and /api/v1/monitoring/*
 bearer = HTTPBearer(auto_error=False, description="serving.reload_token")
-
-
-@dataclass(frozen=True)
-class ModelAbout:
-    """What ``/api/v1/model/info`` says about a serving model: small enough to send anywhere."""
-
-    ref: ModelRef
-    alias: str
-    trained_at: str | None
-    metrics: dict[str, float]
-    loaded_at: datetime
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    model: ServingModel
-    about: ModelAbout
-
-
-def load_model(settings: Settings, spec: FeatureSpec, reference: str) -> LoadedModel:
-    """Load a registered version and probe it; ``ModelRefused`` says why it cannot serve."""
-    registry = Registry(settings.mlflow)
-    try:
-        bundle, version = registry.load(reference)
-    except Exception as error:  # a missing alias, a broken artifact: refuse with the reason
-        raise ModelRefused(f"cannot load model {reference}: {error}") from error
-    ref = ModelRef(name=version.name, version=str(version.version))
-    model = ServingModel.for_settings(bundle, ref, spec, settings)
-    model.probe()
-    metrics = registry.client.get_run(version.run_id).data.metrics if version.run_id else {}
-    about = ModelAbout(
-        ref=ref,
-        alias=settings.serving.model_alias,
-        trained_at=bundle.metadata.get("trained_at"),
-        metrics={key: float(value) for key, value in metrics.items()},
-        loaded_at=datetime.now(UTC),
-    )
-    return LoadedModel(model, about)
-
-
-def serving_spec(settings: Settings) -> FeatureSpec:
-    """The feature definitions the graph computes: those of the model serving when it starts."""
-    alias = settings.serving.model_alias
-    try:
-        bundle, _ = Registry(settings.mlflow).load(f"@{alias}")
-    except Exception as error:  # no such model or alias yet: say what to run
-        raise ModelRefused(
-            f"no model {settings.mlflow.model_name}@{alias} in the registry at "
-            f"{settings.mlflow.tracking_uri} ({error}); train one first: fraud-ray train"
-        ) from None
-    return bundle.spec
-
-
-def challenger(
-    registry: Registry,
-    settings: Settings,
-    spec: FeatureSpec,
-    alias: str,
-    current: ServingModel | None,
-) -> ServingModel | None:
-    """The model to score in shadow: the alias's version, unless it is missing, is the champion,
-    or cannot serve these features (then it is logged and skipped, and the graph serves on)."""
-    name = settings.mlflow.model_name
-    try:
-        version = str(registry.resolve(f"@{alias}").version)
-    except MlflowException:
-        return None
-    if current is not None and current.ref.version == version:
-        return current
-    if version == str(registry.resolve(f"@{settings.serving.model_alias}").version):
-        return None
-    try:
-        loaded = load_model(settings, spec, version)
-    except ModelRefused as refused:
-        logger.warning("not scoring %s@%s in shadow: %s", name, alias, refused)
-        return None
-    logger.info("scoring %s version %s (%s) in shadow", name, version, alias)
-    return loaded.model
-
-
-@ray.remote(num_cpus=0)
-class ModelRollout:
-    """Which version every Scorer replica should serve, and which one each replica serves."""
-
-    def __init__(self) -> None:
-        self.target: str | None = None
-        self.replicas: dict[str, tuple[str, str | None, float]] = {}
-
-    def set_target(self, version: str) -> None:
-        self.target = version
-
-    def heartbeat(self, replica: str, version: str, error: str | None) -> str | None:
-        self.replicas[replica] = (version, error, time.monotonic())
-        return self.target
-
-    def status(self, stale_after_s: float) -> dict[str, tuple[str, str | None]]:
-        now = time.monotonic()
-        return {
-            replica: (version, error)
-            for replica, (version, error, seen) in self.replicas.items()
-            if now - seen <= stale_after_s
-        }
-
-
-def rollout_actor(app_name: str) -> Any:
-    """The application's rollout actor, created by the first replica that asks.
-
-    Not detached: it lives as long as the replica that created it, so a new deployment of the
-    application never inherits an old one's target. Losing it is harmless: its target is always
-    the version the alias named at the last reload, which is what a replica loads without one;
-    whoever finds it gone asks again and gets a new one.
-    """
-    return ModelRollout.options(  # type: ignore[attr-defined]
-        name=f"rollout-{app_name}", namespace="fraud-ray", get_if_exists=True
-    ).remote()
-
-
-def online_features(settings: Settings, spec: FeatureSpec) -> OnlineFeatures:
-    state: FeatureState
-    if settings.features.backend == "redis":
-        state = RedisState.from_url(spec, settings.redis.url, settings.redis.prefix)
-    else:
-        state = MemoryState(spec)
-    return OnlineFeatures(spec, state)
 
 
 @serve.deployment
@@ -299,12 +175,6 @@ def _authorised(
         raise HTTPException(401, "wrong bearer token")
 
 
-def json_response(content: object) -> Response:
-    """Decisions are built valid, so they skip FastAPI's re-validation of the response model
-    (milliseconds per thousand decisions); the model still documents the response in /docs."""
-    return Response(to_json(content), media_type="application/json")
-
-
 @serve.deployment
 @serve.ingress(api)
 class Ingress:
@@ -328,8 +198,9 @@ class Ingress:
         self.app_name = serve.get_replica_context().app_name
         api.state.reload_token = settings.serving.reload_token
         self._decision_log: DecisionLog | None = None
+        api.state.decisions = DecisionLogReader(self.decision_log, settings.serving)
         self.metrics = GraphMetrics(self.app_name)
-        monitoring = Monitoring(settings, on_drift=self.metrics.drift)
+        monitoring = MonitoringService(settings, on_drift=self.metrics.drift)
         api.state.monitoring = monitoring
         self.recorder = DecisionRecorder(
             self.decision_log, spec.names, self.policy, settings.serving.record_max_pending
@@ -473,49 +344,6 @@ class Ingress:
         if self._decision_log is None:
             self._decision_log = DecisionLog(self.settings.decisions.url)
         return self._decision_log
-
-    @api.get("/api/v1/alerts", response_model=AlertsPage)
-    async def alerts(
-        self,
-        limit: Annotated[
-            int | None, Query(ge=1, description="default serving.alerts_page_size")
-        ] = None,
-        before: Annotated[str | None, Query(description="`next` of the previous page")] = None,
-    ) -> AlertsPage:
-        """Recent decisions other than approve from the decision log, newest first."""
-        serving = self.settings.serving
-        size = limit or serving.alerts_page_size
-        if size > serving.alerts_page_max:
-            raise HTTPException(
-                422,
-                f"limit: at most {serving.alerts_page_max} (serving.alerts_page_max), got {size}",
-            )
-        try:
-            cursor = decode_cursor(before) if before else None
-        except ValueError as error:
-            raise HTTPException(422, str(error)) from None
-        # One more than asked says whether another page follows.
-        found = await asyncio.to_thread(lambda: self.decision_log().alerts(size + 1, cursor))
-        page = found[:size]
-        more = len(found) > size
-        return AlertsPage(
-            alerts=[LoggedDecisionView.of(logged) for logged in page],
-            next=encode_cursor(page[-1].cursor) if more else None,
-        )
-
-    @api.get(
-        "/api/v1/decisions/{transaction_id}",
-        response_model=LoggedDecisionView,
-        responses={404: {"model": Problem}},
-    )
-    async def logged_decision(self, transaction_id: str) -> LoggedDecisionView:
-        """The decision the log holds for one transaction."""
-        logged = await asyncio.to_thread(lambda: self.decision_log().get(transaction_id))
-        if logged is None:
-            raise HTTPException(
-                404, f"no decision for transaction {transaction_id!r} in the decision log"
-            )
-        return LoggedDecisionView.of(logged)
 
     @api.post(
         "/api/v1/model/reload",

@@ -29,7 +29,7 @@ from fraud_ray.schema import DecisionRecord, Transaction
 from fraud_ray.settings import Settings
 from fraud_ray.streaming.clients import consumer_config, producer_config
 from fraud_ray.streaming.loop import LoopStats, StreamLoop
-from fraud_ray.streaming.metrics import PoolMetrics
+from fraud_ray.streaming.telemetry import PoolMetrics
 
 logger = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ from fraud_ray.features.offline import compute_features
 from fraud_ray.model import FraudModel
 from fraud_ray.monitoring.app import create_app
 from fraud_ray.monitoring.monitor import Monitor
-from fraud_ray.monitoring.routes import Monitoring
+from fraud_ray.monitoring.service import MonitoringService
 from fraud_ray.monitoring.summaries import DriftSummary, ModelComparison, PerformanceReport
 from fraud_ray.registry import REFERENCE_SAMPLE, Registry
 from fraud_ray.schema import AMOUNT, LABEL, TIMESTAMP, Action, DecisionRecord, ModelRef, Transaction
@@ -188,7 +188,7 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Logged]:
 def dashboard_url(logged: Logged) -> Iterator[str]:
     """The standalone app on a free port, in a thread of this process."""
     settings, log = logged.settings, logged.log
-    app = create_app(settings, Monitoring(settings, Monitor(settings, log), log))
+    app = create_app(settings, MonitoringService(settings, Monitor(settings, log), log))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

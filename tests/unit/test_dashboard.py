@@ -19,7 +19,7 @@ from fraud_ray.decision_log import DecisionLog
 from fraud_ray.monitoring.app import create_app
 from fraud_ray.monitoring.dashboard import collect, render
 from fraud_ray.monitoring.drift import NotEnoughData
-from fraud_ray.monitoring.routes import DriftCache, Monitoring
+from fraud_ray.monitoring.service import CachedMonitor, MonitoringService
 from fraud_ray.monitoring.summaries import (
     DayPerformance,
     DriftSummary,
@@ -381,7 +381,7 @@ class Clock:
 def test_drift_is_measured_once_per_cache_period() -> None:
     monitor = HandMadeMonitor()
     clock = Clock()
-    cache = DriftCache(monitor, ttl_s=60, clock=clock)
+    cache = CachedMonitor(monitor, ttl_s=60, clock=clock)
     first = cache.drift()
     clock.now = 59
     assert cache.drift() is first
@@ -396,7 +396,7 @@ def test_drift_is_measured_once_per_cache_period() -> None:
 def test_each_fresh_drift_summary_is_published_once() -> None:
     published: list[DriftSummary] = []
     clock = Clock()
-    cache = DriftCache(HandMadeMonitor(), ttl_s=60, clock=clock, on_drift=published.append)
+    cache = CachedMonitor(HandMadeMonitor(), ttl_s=60, clock=clock, on_drift=published.append)
     first = cache.drift()
     cache.drift()
     clock.now = 61
@@ -406,7 +406,7 @@ def test_each_fresh_drift_summary_is_published_once() -> None:
 
 def test_not_enough_data_is_kept_as_long_as_a_summary() -> None:
     monitor = HandMadeMonitor(drift_summary=None)
-    cache = DriftCache(monitor, ttl_s=60, clock=Clock())
+    cache = CachedMonitor(monitor, ttl_s=60, clock=Clock())
     for _ in range(2):
         with pytest.raises(NotEnoughData, match=TOO_FEW):
             cache.drift()
@@ -414,7 +414,7 @@ def test_not_enough_data_is_kept_as_long_as_a_summary() -> None:
 
 
 def client_for(settings: Settings, monitor: HandMadeMonitor, log: DecisionLog) -> TestClient:
-    return TestClient(create_app(settings, Monitoring(settings, monitor, log)))
+    return TestClient(create_app(settings, MonitoringService(settings, monitor, log)))
 
 
 def test_the_dashboard_route_serves_the_page(log: DecisionLog, settings: Settings) -> None:
@@ -533,7 +533,7 @@ def test_the_serve_ingress_app_serves_the_same_routes(log: DecisionLog, settings
     the Ingress replica sets."""
     from fraud_ray.serving.graph import api
 
-    api.state.monitoring = Monitoring(settings, HandMadeMonitor(challenger=None), log)
+    api.state.monitoring = MonitoringService(settings, HandMadeMonitor(challenger=None), log)
     try:
         with TestClient(api) as client:
             drift = client.get("/api/v1/monitoring/drift")
@@ -571,7 +571,7 @@ def test_scheduled_drift_checks_survive_failures_and_raise_the_alarm(settings: S
     )
     monitor = FlakyMonitor()
     alarms: list[DriftSummary] = []
-    monitoring = Monitoring(settings, monitor, on_drift=alarms.append)
+    monitoring = MonitoringService(settings, monitor, on_drift=alarms.append)
 
     async def three_checks() -> None:
         task = asyncio.create_task(monitoring.check_drift_every(0.01))

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from fraud_ray.decision_api import decode_cursor, encode_cursor
 from fraud_ray.decision_log import AlertCursor
 from fraud_ray.schema import Action, Decision, DecisionRecord, ModelRef, Transaction, to_json
-from fraud_ray.serving.api import decode_cursor, encode_cursor
 from fraud_ray.settings import KafkaSettings
 from fraud_ray.streaming.clients import consumer_config, producer_config, transactional_id
 from fraud_ray.streaming.codec import (

@@ -11,8 +11,8 @@ import time
 
 from ray.util.metrics import Counter, Gauge
 
-from fraud_ray.gauges import HeldGauge
 from fraud_ray.streaming.loop import BatchOutcome
+from fraud_ray.telemetry import HeldGauge
 
 # Short enough to follow a burst, long enough that one batch does not make the rate jump.
 RATE_WINDOW_S = 1.0

@@ -1,4 +1,4 @@
-from fraud_ray.gauges import HeldGauge
+from fraud_ray.telemetry import HeldGauge
 
 
 class RecordingGauge:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 from ray.util.metrics import Counter, Gauge, Histogram
 
-from fraud_ray.gauges import HeldGauge
 from fraud_ray.monitoring.summaries import DriftSummary
 from fraud_ray.serving.pipeline import Decided
 from fraud_ray.serving.recorder import Flushed
+from fraud_ray.telemetry import HeldGauge
 
 # Fraud probabilities are mostly near zero: fine buckets there, coarse above.
 PROBABILITY_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9]

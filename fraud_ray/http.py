@@ -1,0 +1,72 @@
+"""HTTP plumbing every fraud-ray app shares: how a refusal reads, and how a body is sent.
+
+The serving API and the standalone monitoring app are built on ``problem_app``, so every 4xx a
+client gets from either is a ``Problem``; the bodies of both are ``Envelope`` models, which refuse
+fields they do not define.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
+
+from fraud_ray.schema import to_json
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Problem(Envelope):
+    """Every 4xx body: one sentence for a person, and the fields at fault for a program."""
+
+    message: str
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+
+
+def field_name(location: tuple[int | str, ...] | list[int | str]) -> str:
+    """``body.transactions.3.amount`` reads better than pydantic's location tuple."""
+    return ".".join(str(part) for part in location) or "body"
+
+
+async def validation_problem(_: Request, error: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 with a readable message that names each field at fault first."""
+    errors = [
+        {"field": field_name(issue.get("loc", ())), "message": issue.get("msg", "invalid")}
+        for issue in error.errors()
+    ]
+    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return JSONResponse(
+        status_code=422,
+        content=Problem(message=f"invalid request: {summary}{more}", errors=errors).model_dump(),
+    )
+
+
+async def http_problem(_: Request, error: HTTPException) -> JSONResponse:
+    """Refusals raised by the handlers (401, 409, 413, ...) in the same shape as a 422."""
+    return JSONResponse(
+        status_code=error.status_code,
+        content=Problem(message=str(error.detail)).model_dump(),
+        headers=error.headers,
+    )
+
+
+def problem_app(title: str, summary: str) -> FastAPI:
+    """A FastAPI app whose every refusal (422 and the handlers' 4xx) is a ``Problem`` body: the
+    serving API and the standalone monitoring app read the same to a client."""
+    app = FastAPI(title=title, summary=summary, version="1", responses={422: {"model": Problem}})
+    app.add_exception_handler(RequestValidationError, validation_problem)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, http_problem)  # type: ignore[arg-type]
+    return app
+
+
+def json_response(content: object) -> Response:
+    """Decisions are built valid, so they skip FastAPI's re-validation of the response model
+    (milliseconds per thousand decisions); the model still documents the response in /docs."""
+    return Response(to_json(content), media_type="application/json")
