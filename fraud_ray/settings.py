@@ -5,6 +5,10 @@ the YAML file (``configs/default.yaml`` unless ``FRAUD_RAY_CONFIG`` or ``--confi
 the defaults below. Environment variables name a section and a key separated by one underscore, e.g.
 ``FRAUD_RAY_KAFKA_BOOTSTRAP`` or ``FRAUD_RAY_FEATURES_LABEL_DELAY_DAYS``: section names are single words
 so that the first underscore always separates the section from the key.
+
+Overrides after loading go through ``Settings.updated``, never ``model_copy``, so that they meet the
+same rules. The module is one file over 400 lines on purpose: it is the one place a setting is
+declared, and most of it is fields and their descriptions.
 """
 
 from __future__ import annotations
