@@ -392,20 +392,6 @@ class DecisionLog:
         self.engine.dispose()
 
 
-def absolute_url(url: str) -> str:
-    """The same log named from any working directory: a relative SQLite path made absolute here,
-    in the process that read the settings, before the URL goes to Ray actors and Serve replicas
-    that run elsewhere. Other URLs are returned as they are."""
-    try:
-        parsed = sa.make_url(url)
-    except ArgumentError:
-        return url  # DecisionLog says what is wrong with it, where it is opened
-    database = parsed.database
-    if parsed.get_backend_name() != "sqlite" or database in (None, "", ":memory:"):
-        return url
-    return parsed.set(database=str(Path(database).resolve())).render_as_string(hide_password=False)
-
-
 def _engine(url: str) -> Engine:
     try:
         parsed = sa.make_url(url)

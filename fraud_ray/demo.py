@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from rich.console import Group, RenderableType
 
 from fraud_ray.schema import AMOUNT, CARD_ID, LABEL, TERMINAL_ID, TIMESTAMP, TRANSACTION_ID
-from fraud_ray.settings import Settings, SimulatorSettings
+from fraud_ray.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SCRIPT = ROOT / "scripts" / "kafka.sh"
@@ -53,34 +54,16 @@ def demo_settings(base: Settings, folder: Path, run: str) -> Settings:
         name: f"demo-{run}.{getattr(kafka, name)}"
         for name in ("transactions_topic", "decisions_topic", "alerts_topic", "dlq_topic")
     }
-    return base.model_copy(
-        update={
-            "kafka": kafka.model_copy(update={**topics, "group": f"fraud-ray-demo-{run}"}),
-            "data": base.data.model_copy(
-                update={"raw_dir": folder / "raw", "features_dir": folder / "features"}
-            ),
-            "mlflow": base.mlflow.model_copy(
-                update={
-                    "tracking_uri": f"sqlite:///{folder / 'mlflow.db'}",
-                    "artifact_location": str(folder / "artifacts"),
-                }
-            ),
-            "decisions": base.decisions.model_copy(
-                update={"url": f"sqlite:///{folder / 'decisions.db'}"}
-            ),
-            "monitoring": base.monitoring.model_copy(
-                update={"reports_dir": str(folder / "monitoring")}
-            ),
-        }
-    )
-
-
-def simulation(options: DemoOptions, base: SimulatorSettings) -> SimulatorSettings:
-    return base.model_copy(
-        update={
-            "customers": options.customers,
-            "terminals": 2 * options.customers,
-            "days": options.days,
+    return base.updated(
+        {
+            "kafka": {**topics, "group": f"fraud-ray-demo-{run}"},
+            "data": {"raw_dir": folder / "raw", "features_dir": folder / "features"},
+            "mlflow": {
+                "tracking_uri": f"sqlite:///{folder / 'mlflow.db'}",
+                "artifact_location": str(folder / "artifacts"),
+            },
+            "decisions": {"url": f"sqlite:///{folder / 'decisions.db'}"},
+            "monitoring": {"reports_dir": str(folder / "monitoring")},
         }
     )
 
@@ -170,6 +153,28 @@ class DemoResult:
     labelled: int
 
 
+def summary(result: DemoResult) -> RenderableType:
+    """What the dashboard shows, for the terminal: performance, drift and the challenger."""
+    from fraud_ray.monitoring.monitor import Monitor, NotEnoughData
+    from fraud_ray.monitoring.tables import comparison_table, drift_table, performance_table
+
+    monitor = Monitor(result.settings)
+    parts: list[RenderableType] = [
+        f"replayed {result.replayed:,} transactions through Kafka; "
+        f"{result.labelled:,} labels sent as each day came past the label delay",
+        performance_table(monitor.performance()),
+    ]
+    try:
+        parts.append(drift_table(monitor.drift()))
+    except NotEnoughData as error:
+        parts.append(f"drift: {error}")
+    comparison = monitor.comparison()
+    if comparison is not None:
+        parts.append(comparison_table(comparison))
+    parts.append(f"[bold]dashboard: {result.url}/dashboard[/bold]")
+    return Group(*parts)
+
+
 @contextmanager
 def running_demo(
     options: DemoOptions, base: Settings, say: Callable[[str], None], progress: Progress
@@ -184,8 +189,16 @@ def running_demo(
     from fraud_ray.training import train
 
     fresh(options.folder)
-    settings = demo_settings(base, options.folder, run=time.strftime("%Y%m%d%H%M%S"))
-    simulator = simulation(options, settings.simulator)
+    settings = demo_settings(base, options.folder, run=time.strftime("%Y%m%d%H%M%S")).updated(
+        {
+            "simulator": {
+                "customers": options.customers,
+                "terminals": 2 * options.customers,
+                "days": options.days,
+            }
+        }
+    )
+    simulator = settings.simulator
     raw = Path(settings.data.raw_dir)
     say(f"simulating {options.customers:,} customers for {options.days} days into {raw}")
     write_simulation(
@@ -197,12 +210,8 @@ def running_demo(
     say(f"tuning the champion: {options.trials} trials")
     champion = train(settings, raw, trials=options.trials)
     say(f"champion: {champion.registered.uri}")
-    challenger_settings = settings.model_copy(
-        update={
-            "training": settings.training.model_copy(
-                update={"families": ["lightgbm"], "seed": settings.training.seed + 1}
-            )
-        }
+    challenger_settings = settings.updated(
+        {"training": {"families": ["lightgbm"], "seed": settings.training.seed + 1}}
     )
     challenger = train(challenger_settings, raw, trials=1, alias="challenger")
     say(f"challenger (scored in shadow): {challenger.registered.uri}")

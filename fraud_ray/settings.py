@@ -5,11 +5,16 @@ the YAML file (``configs/default.yaml`` unless ``FRAUD_RAY_CONFIG`` or ``--confi
 the defaults below. Environment variables name a section and a key separated by one underscore, e.g.
 ``FRAUD_RAY_KAFKA_BOOTSTRAP`` or ``FRAUD_RAY_FEATURES_LABEL_DELAY_DAYS``: section names are single words
 so that the first underscore always separates the section from the key.
+
+Overrides after loading go through ``Settings.updated``, never ``model_copy``, so that they meet the
+same rules. The module is one file over 400 lines on purpose: it is the one place a setting is
+declared, and most of it is fields and their descriptions.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -164,6 +169,18 @@ class KafkaSettings(Section):
     )
     drain_timeout_s: PositiveFloat = Field(120.0, description="longest wait for a draining actor")
 
+    @model_validator(mode="after")
+    def _output_is_not_read_back(self) -> KafkaSettings:
+        """The pool would decide its own decisions (or dead letters) again, without end."""
+        outputs = ("decisions_topic", "alerts_topic", "dlq_topic")
+        same = [name for name in outputs if getattr(self, name) == self.transactions_topic]
+        if same:
+            raise ValueError(
+                f"transactions_topic {self.transactions_topic!r} is also the {' and '.join(same)}:"
+                " the pool would read its own output back as transactions"
+            )
+        return self
+
 
 class RedisSettings(Section):
     url: str = "redis://127.0.0.1:6379/0"
@@ -308,6 +325,42 @@ class Settings(BaseSettings):
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
 
+    def updated(self, changes: Mapping[str, object]) -> Settings:
+        """These settings with ``changes`` (``{"kafka": {"pool_size": 4}}``) merged in and the
+        whole validated again, so that a command-line option or a derived setting meets every
+        rule the YAML file meets, the rules across sections included."""
+        merged = _merged(self.model_dump(), changes)
+        try:
+            # model_validate, not the constructor: the YAML file and FRAUD_RAY_* variables were
+            # read once already, and must not override the changes.
+            return Settings.model_validate(merged)
+        except ValidationError as error:
+            raise SettingsError.of(error) from None
+
+    def with_absolute_paths(self) -> Settings:
+        """These settings with every relative path and SQLite file made absolute here, in the
+        process that read them: Ray actors and Serve replicas run in other working directories,
+        where the same relative path names another file."""
+        data, mlflow = self.data, self.mlflow
+        artifacts = mlflow.artifact_location
+        return self.updated(
+            {
+                "data": {
+                    "raw_dir": data.raw_dir.resolve(),
+                    "features_dir": data.features_dir.resolve(),
+                    "mapping": None if data.mapping is None else data.mapping.resolve(),
+                },
+                "mlflow": {
+                    "tracking_uri": _absolute_database_url(mlflow.tracking_uri),
+                    "artifact_location": artifacts
+                    if "://" in artifacts
+                    else str(Path(artifacts).resolve()),
+                },
+                "decisions": {"url": _absolute_database_url(self.decisions.url)},
+                "monitoring": {"reports_dir": str(Path(self.monitoring.reports_dir).resolve())},
+            }
+        )
+
     @model_validator(mode="after")
     def _shared_state_for_replicas(self) -> Settings:
         serving = self.serving
@@ -342,6 +395,16 @@ class Settings(BaseSettings):
 class SettingsError(ValueError):
     """Settings that cannot be used; the message names every offending key."""
 
+    @classmethod
+    def of(cls, error: ValidationError) -> SettingsError:
+        problems = []
+        for issue in error.errors():
+            message = issue["msg"].removeprefix("Value error, ")
+            where = ".".join(str(part) for part in issue["loc"])
+            # A rule across sections has no location: its message names the keys.
+            problems.append(f"{where}: {message}" if where else message)
+        return cls("invalid settings:\n  " + "\n  ".join(problems))
+
 
 def load_settings(config: Path | None = None, **overrides: object) -> Settings:
     """Build the settings, turning pydantic's report into one readable message per bad key."""
@@ -353,14 +416,37 @@ def load_settings(config: Path | None = None, **overrides: object) -> Settings:
             os.environ[CONFIG_ENV] = str(config)
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
-        problems = [
-            f"{'.'.join(str(part) for part in issue['loc']) or '(root)'}: {issue['msg']}"
-            for issue in error.errors()
-        ]
-        raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from None
+        raise SettingsError.of(error) from None
     finally:
         if config is not None:
             if previous is None:
                 os.environ.pop(CONFIG_ENV, None)
             else:
                 os.environ[CONFIG_ENV] = previous
+
+
+def _merged(base: dict[str, object], changes: Mapping[str, object]) -> dict[str, object]:
+    merged = dict(base)
+    for key, value in changes.items():
+        current = merged.get(key)
+        if isinstance(value, Mapping) and isinstance(current, dict):
+            merged[key] = _merged(current, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _absolute_database_url(url: str) -> str:
+    """A relative SQLite file made absolute; any other URL (or something that is no URL, which
+    whoever opens it reports) is returned as it is."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or database in (None, "", ":memory:"):
+        return url
+    return parsed.set(database=str(Path(database).resolve())).render_as_string(hide_password=False)

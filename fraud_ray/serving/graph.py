@@ -22,7 +22,6 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
@@ -34,7 +33,7 @@ from ray.serve.handle import DeploymentHandle
 from fraud_ray.costs import CostPolicy
 from fraud_ray.decision_api import DecisionLogReader
 from fraud_ray.decision_api import router as decision_log_router
-from fraud_ray.decision_log import DecisionLog, absolute_url
+from fraud_ray.decision_log import DecisionLog
 from fraud_ray.features.definitions import FeatureSpec
 from fraud_ray.features.online import online_features
 from fraud_ray.features.state import Event
@@ -393,7 +392,7 @@ def build_graph(settings: Settings) -> serve.Application:
     Paths in the settings are made absolute here, in the process that builds the graph: replicas
     run in other working directories, where ``sqlite:///mlflow.db`` would name another file.
     """
-    settings = absolute_paths(settings)
+    settings = settings.with_absolute_paths()
     serving = settings.serving
     spec = serving_spec(settings)
     scorer_scaling: dict[str, Any] = (
@@ -429,19 +428,3 @@ def build_graph(settings: Settings) -> serve.Application:
         **common,
     ).bind(CostPolicy.from_settings(settings.costs))
     return ingress.bind(features, scorer, decider, settings, spec)
-
-
-def absolute_paths(settings: Settings) -> Settings:
-    mlflow = settings.mlflow
-    updates: dict[str, Any] = {}
-    if mlflow.tracking_uri.startswith("sqlite:///") and not mlflow.tracking_uri.startswith(
-        "sqlite:////"
-    ):
-        database = Path(mlflow.tracking_uri.removeprefix("sqlite:///")).resolve()
-        updates["tracking_uri"] = f"sqlite:///{database}"
-    if "://" not in mlflow.artifact_location:
-        updates["artifact_location"] = str(Path(mlflow.artifact_location).resolve())
-    decisions = settings.decisions.model_copy(update={"url": absolute_url(settings.decisions.url)})
-    return settings.model_copy(
-        update={"mlflow": mlflow.model_copy(update=updates), "decisions": decisions}
-    )

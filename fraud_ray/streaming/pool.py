@@ -24,7 +24,7 @@ from ray import serve
 from ray.exceptions import ActorUnavailableError
 from ray.serve.exceptions import RayServeException
 
-from fraud_ray.decision_log import DecisionLog, absolute_url, feature_maps
+from fraud_ray.decision_log import DecisionLog, feature_maps
 from fraud_ray.schema import DecisionRecord, Transaction
 from fraud_ray.settings import Settings
 from fraud_ray.streaming.clients import consumer_config, producer_config
@@ -115,7 +115,7 @@ class ConsumerPool:
     """N ``Consumer`` actors in slots 0..N-1; ``resize`` adds or drains the highest slots."""
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = streaming_settings(settings)
+        self.settings = settings.with_absolute_paths()
         self.actors: list[Any] = []
 
     @property
@@ -167,13 +167,6 @@ class ConsumerPool:
     def stop(self) -> list[LoopStats]:
         """Drain every consumer: each finishes and commits its batch before it goes."""
         return self.resize(0)
-
-
-def streaming_settings(settings: Settings) -> Settings:
-    """Settings for actors that run in other working directories: a relative SQLite decision log
-    would name another file there."""
-    decisions = settings.decisions.model_copy(update={"url": absolute_url(settings.decisions.url)})
-    return settings.model_copy(update={"decisions": decisions})
 
 
 def run_until_signalled(

@@ -45,3 +45,15 @@ def test_features_of_missing_data_say_what_to_do(tmp_path: Path) -> None:
     result = runner.invoke(app, ["features", "--data", str(tmp_path / "nothing")])
     assert result.exit_code == 2
     assert "fraud-ray simulate" in result.output
+
+
+def test_an_option_that_breaks_a_rule_across_settings_is_refused_with_the_key(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "settings.yaml"
+    config.write_text("kafka:\n  decisions_topic: decided\n")
+    # Refused before it joins Ray or Kafka: the pool would read its own decisions back.
+    result = runner.invoke(app, ["--config", str(config), "ingest", "--topic", "decided"])
+    assert result.exit_code == 2
+    assert "kafka: transactions_topic 'decided' is also the decisions_topic" in result.output
+    assert "Traceback" not in result.output

@@ -7,11 +7,22 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from rich.console import Console
 
-from fraud_ray.demo import demo_settings, labels_between, messages, replay_frame
+from fraud_ray.decision_log import DecisionLog
+from fraud_ray.demo import (
+    DemoResult,
+    demo_settings,
+    labels_between,
+    messages,
+    replay_frame,
+    summary,
+)
 from fraud_ray.schema import Transaction
 from fraud_ray.settings import Settings, SimulatorSettings
 from fraud_ray.simulator import write_simulation
+
+from ..decision_log_contract import write
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +82,20 @@ def test_the_demo_writes_only_under_its_folder_and_on_topics_of_its_own(tmp_path
     assert kafka.transactions_topic == "demo-r1.transactions"
     assert kafka.group == "fraud-ray-demo-r1"
     assert demo_settings(Settings(), tmp_path, run="r2").kafka.alerts_topic == "demo-r2.alerts"
+
+
+def test_the_summary_says_what_the_dashboard_shows(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'decisions.db'}"
+    write(DecisionLog(url), list(range(1, 11)))
+    settings = Settings().updated({"decisions": {"url": url}})
+    result = DemoResult(settings, "http://127.0.0.1:8000", replayed=10, labelled=0)
+
+    console = Console(width=100, record=True, color_system=None)
+    console.print(summary(result))
+    text = console.export_text()
+
+    assert "replayed 10 transactions through Kafka; 0 labels sent" in text
+    assert "2025-06-01" in text  # the day the log holds, in the performance table
+    assert "drift: " in text and "0 logged decisions with features" in text  # too few to judge
+    assert "Champion and challengers" not in text  # nothing scored in shadow
+    assert text.rstrip().endswith("dashboard: http://127.0.0.1:8000/dashboard")

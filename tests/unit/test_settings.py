@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fraud_ray.settings import SettingsError, load_settings
+from fraud_ray.settings import Settings, SettingsError, load_settings
 
 
 def test_defaults_come_from_the_shipped_yaml(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -67,3 +67,81 @@ def test_several_feature_replicas_need_a_shared_state() -> None:
     with pytest.raises(SettingsError, match=r"features\.backend: redis"):
         load_settings(serving={"feature_replicas": 2})
     assert load_settings(serving={"feature_replicas": 2}, features={"backend": "redis"})
+
+
+def test_an_override_is_merged_into_its_section() -> None:
+    settings = Settings()
+    changed = settings.updated({"kafka": {"pool_size": 4}, "serving": {"port": 9000}})
+    assert (changed.kafka.pool_size, changed.serving.port) == (4, 9000)
+    assert changed.kafka.bootstrap == settings.kafka.bootstrap
+    assert settings.kafka.pool_size != 4  # the original is left as it was
+
+
+def test_an_override_that_breaks_a_rule_across_sections_is_refused() -> None:
+    with pytest.raises(
+        SettingsError, match=r"serving\.feature_replicas > 1 needs features\.backend"
+    ):
+        Settings().updated({"serving": {"feature_replicas": 2}})
+    shared = Settings().updated(
+        {"serving": {"feature_replicas": 2}, "features": {"backend": "redis"}}
+    )
+    assert shared.serving.feature_replicas == 2
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"kafka": {"pool_size": 0}}, "kafka.pool_size"),
+        ({"kafka": {"bootstrapp": "x:9092"}}, "kafka.bootstrapp"),
+        ({"kafak": {"pool_size": 2}}, "kafak"),
+        ({"kafka": {"transactions_topic": "transactions.dlq"}}, "kafka: transactions_topic"),
+    ],
+)
+def test_a_bad_override_names_the_key(changes: dict, named: str) -> None:
+    with pytest.raises(SettingsError, match=named.replace(".", r"\.")):
+        Settings().updated(changes)
+
+
+def test_the_pool_may_not_read_its_own_output_back() -> None:
+    with pytest.raises(SettingsError, match="decisions_topic and alerts_topic"):
+        load_settings(
+            kafka={"transactions_topic": "out", "decisions_topic": "out", "alerts_topic": "out"}
+        )
+
+
+def test_paths_are_made_absolute_where_the_settings_were_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(
+        data={"raw_dir": "raw", "mapping": "mapping.yaml"},
+        mlflow={"tracking_uri": "sqlite:///mlflow.db", "artifact_location": "artifacts"},
+        decisions={"url": "sqlite:///logs/decisions.db?timeout=30"},
+        monitoring={"reports_dir": "reports"},
+    ).with_absolute_paths()
+    assert settings.data.raw_dir == tmp_path / "raw"
+    assert settings.data.mapping == tmp_path / "mapping.yaml"
+    assert settings.mlflow.tracking_uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert settings.mlflow.artifact_location == str(tmp_path / "artifacts")
+    assert settings.decisions.url == f"sqlite:///{tmp_path / 'logs/decisions.db'}?timeout=30"
+    assert settings.monitoring.reports_dir == str(tmp_path / "reports")
+
+
+@pytest.mark.parametrize(
+    ("tracking_uri", "artifacts", "decisions"),
+    [
+        ("http://mlflow:5000", "s3://bucket/artifacts", "postgresql+psycopg://u@db:5432/fraud"),
+        ("sqlite:////srv/mlflow.db", "/srv/artifacts", "sqlite:///:memory:"),
+        ("mlruns", "/srv/artifacts", "not a url"),
+    ],
+)
+def test_urls_that_name_no_relative_file_are_kept(
+    tracking_uri: str, artifacts: str, decisions: str
+) -> None:
+    settings = Settings(
+        mlflow={"tracking_uri": tracking_uri, "artifact_location": artifacts},
+        decisions={"url": decisions},
+    ).with_absolute_paths()
+    assert settings.mlflow.tracking_uri == tracking_uri
+    assert settings.mlflow.artifact_location == artifacts
+    assert settings.decisions.url == decisions

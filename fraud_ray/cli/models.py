@@ -1,0 +1,194 @@
+"""``fraud-ray train | champion | promote | score``: the models in the registry, and batch scoring."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fraud_ray.cli.common import (
+    DataOption,
+    MappingOption,
+    console,
+    existing,
+    fail,
+    json_default,
+    load_mapping,
+    moment,
+    settings,
+)
+from fraud_ray.data import DataValidationError
+
+
+def train(
+    data: DataOption = None,
+    mapping: MappingOption = None,
+    train_start: Annotated[
+        str | None,
+        typer.Option(help="ISO date or date-time; default: once the longest window has filled."),
+    ] = None,
+    train_end: Annotated[
+        str | None,
+        typer.Option(help="ISO date or date-time, exclusive; default: split.train_days later."),
+    ] = None,
+    trials: Annotated[
+        int | None, typer.Option(min=1, help="Tuning trials (default: training.trials).")
+    ] = None,
+    time_budget_s: Annotated[
+        float | None, typer.Option(min=1, help="Tuning time budget in seconds.")
+    ] = None,
+    model_name: Annotated[
+        str | None, typer.Option(help="Registered model name (default: mlflow.model_name).")
+    ] = None,
+    challenger: Annotated[
+        bool, typer.Option(help="Register as `challenger` instead of `champion`.")
+    ] = False,
+) -> None:
+    """Tune, train, calibrate and register a model; ends with one JSON line of the result."""
+    from fraud_ray.training import TrainingError
+    from fraud_ray.training import train as run_training
+
+    base = settings()
+    if model_name:
+        base = settings(base, mlflow={"model_name": model_name})
+    source = existing(data or base.data.raw_dir)
+    start, end = moment(train_start, "--train-start"), moment(train_end, "--train-end")
+    try:
+        result = run_training(
+            base,
+            source,
+            load_mapping(mapping or base.data.mapping),
+            train_start=start,
+            train_end=end,
+            trials=trials,
+            time_budget_s=time_budget_s,
+            alias="challenger" if challenger else "champion",
+        )
+    except (DataValidationError, TrainingError, ValueError) as error:
+        fail(str(getattr(error, "cause", None) or error))
+    console.print(
+        f"registered [bold]{result.registered.uri}[/bold] as {result.registered.alias} "
+        f"after {result.trials} trials in {result.seconds:.0f} s"
+    )
+    print(json.dumps(result.summary(), default=json_default))
+
+
+def champion(
+    train_if_missing: Annotated[
+        bool,
+        typer.Option(help="Train a quick model (one trial) when the registry has no champion."),
+    ] = False,
+    data: DataOption = None,
+    trials: Annotated[int, typer.Option(min=1, help="Trials of that quick training.")] = 1,
+) -> None:
+    """Show the model serving would load; on a fresh machine, train one first."""
+    from fraud_ray.registry import Registry
+    from fraud_ray.training import TrainingError
+    from fraud_ray.training import train as run_training
+
+    base = settings()
+    alias = base.serving.model_alias
+    registry = Registry(base.mlflow)
+    try:
+        version = registry.resolve(f"@{alias}")
+    except Exception as error:  # MLflow raises its own types for a missing model or alias
+        if not train_if_missing:
+            fail(
+                f"no {base.mlflow.model_name}@{alias} in {base.mlflow.tracking_uri} ({error}); "
+                "run `fraud-ray train` or `fraud-ray champion --train-if-missing`"
+            )
+        source = data or base.data.raw_dir
+        if not source.exists() or not any(source.iterdir()):
+            fail(f"no transactions in {source}: run `fraud-ray simulate` first")
+        console.print(f"no {alias} yet: training a quick model on {source} ({trials} trial)")
+        try:
+            result = run_training(base, source, load_mapping(base.data.mapping), trials=trials)
+        except (DataValidationError, TrainingError, ValueError) as failure:
+            fail(str(failure))
+        version = registry.resolve(f"@{alias}")
+        console.print(f"trained in {result.seconds:.0f} s")
+    console.print(
+        f"[bold]models:/{version.name}/{version.version}[/bold] is {alias} (run {version.run_id})"
+    )
+
+
+def promote(
+    url: Annotated[
+        str | None,
+        typer.Option(help="The serving app to reload (default: serving.host and serving.port)."),
+    ] = None,
+    reload: Annotated[bool, typer.Option(help="Ask the serving app to load it now.")] = True,
+) -> None:
+    """Make the challenger the champion, then have the running graph serve it."""
+    from mlflow.exceptions import MlflowException
+
+    from fraud_ray.registry import Registry
+    from fraud_ray.serving.client import ReloadError, reload_model, serving_url
+
+    base = settings()
+    serving = base.serving
+    if serving.challenger_alias is None:
+        fail("serving.challenger_alias is null: there is no challenger to promote")
+    try:
+        old, new = Registry(base.mlflow).promote(serving.challenger_alias, serving.model_alias)
+    except MlflowException as error:
+        fail(f"cannot promote {base.mlflow.model_name}@{serving.challenger_alias}: {error.message}")
+    console.print(
+        f"{base.mlflow.model_name}@{serving.model_alias}: version {old} -> [bold]{new}[/bold]"
+    )
+    if not reload:
+        return
+    target = url or serving_url(serving)
+    try:
+        version = reload_model(target, serving)
+    except ReloadError as error:
+        fail(f"promoted, but {error}; it loads {new} on start")
+    console.print(f"{target} now serves version {version}")
+
+
+def score(
+    model: Annotated[
+        str, typer.Option(help="models:/name@alias, models:/name/version, or @alias.")
+    ],
+    out: Annotated[Path, typer.Option(help="Parquet file to write.")],
+    data: DataOption = None,
+    mapping: MappingOption = None,
+    start: Annotated[
+        str | None, typer.Option(help="Score from this ISO date or date-time.")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Score until this ISO date or date-time (exclusive).")
+    ] = None,
+) -> None:
+    """Score transactions in batch with Ray Data and write their decisions to Parquet."""
+    from fraud_ray.registry import Registry
+    from fraud_ray.runtime import init_ray
+    from fraud_ray.scoring import score_file
+
+    base = settings()
+    source = existing(data or base.data.raw_dir)
+    begin, finish = moment(start, "--start"), moment(end, "--end")
+    try:
+        fraud_model, version = Registry(base.mlflow).load(model)
+    except Exception as error:  # MLflow raises its own exception types for unknown names/aliases
+        fail(f"--model {model}: {error}")
+    init_ray(base)
+    try:
+        summary = score_file(
+            source,
+            fraud_model,
+            out,
+            base.features,
+            load_mapping(mapping or base.data.mapping),
+            begin,
+            finish,
+        )
+    except DataValidationError as error:
+        fail(str(getattr(error, "cause", None) or error))
+    counts = ", ".join(f"{count:,} {action}" for action, count in sorted(summary.decisions.items()))
+    console.print(
+        f"scored {summary.rows:,} transactions with {version.name} v{version.version}: "
+        f"{counts} -> {summary.out}"
+    )
