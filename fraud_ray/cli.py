@@ -335,6 +335,7 @@ def score(
     ] = None,
 ) -> None:
     """Score transactions in batch with Ray Data and write their decisions to Parquet."""
+    from fraud_ray.costs import CostPolicy
     from fraud_ray.registry import Registry
     from fraud_ray.runtime import init_ray
     from fraud_ray.scoring import score_file
@@ -351,6 +352,7 @@ def score(
         summary = score_file(
             source,
             fraud_model,
+            CostPolicy.from_settings(base.costs),
             out,
             base.features,
             load_mapping(mapping or base.data.mapping),
