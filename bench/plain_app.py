@@ -12,7 +12,6 @@ import json
 import uvicorn
 from fastapi import FastAPI, Response
 
-from fraud_ray.costs import CostPolicy
 from fraud_ray.features.online import OnlineFeatures
 from fraud_ray.features.state import MemoryState
 from fraud_ray.registry import Registry
@@ -29,7 +28,6 @@ def build_app() -> FastAPI:
     steps = DecisionPipeline(
         OnlineFeatures(bundle.spec, MemoryState(bundle.spec)),
         ServingModel.for_settings(bundle, ref, bundle.spec, settings),
-        CostPolicy.from_settings(settings.costs),
     )
     app = FastAPI()
 

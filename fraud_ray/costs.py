@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from fraud_ray.schema import Action
+from fraud_ray.schema import Action, FeesRecord
 from fraud_ray.settings import CostSettings
 
 # Least to most intrusive. ``argmin`` keeps the first of equal costs, so a tie goes to the action that
@@ -95,24 +95,11 @@ class CostPolicy:
         self, actions: ArrayLike, amounts: ArrayLike, is_fraud: ArrayLike
     ) -> NDArray[np.float64]:
         """What each decision actually cost once the label is known."""
-        action = _actions(actions)
-        amount = _amounts(amounts)
-        fraud = _labels(is_fraud)
-        _same_length(action=action, amount=amount, is_fraud=fraud)
-        approve = action == Action.APPROVE.value
-        review = action == Action.REVIEW.value
-        decline = action == Action.DECLINE.value
-        return (
-            np.where(approve & fraud, amount, 0.0)
-            + np.where(review, self.review_cost, 0.0)
-            + np.where(decline & ~fraud, self.decline_cost, 0.0)
-        )
+        return realised_costs(actions, amounts, is_fraud, self.review_cost, self.decline_cost)
 
-    def approve_all_cost(self, amounts: ArrayLike, is_fraud: ArrayLike) -> float:
-        """The baseline of no detection at all: every fraud goes through and costs its amount."""
-        amount = _amounts(amounts)
-        approve = np.full(len(amount), Action.APPROVE.value)
-        return float(self.realised_cost(approve, amount, is_fraud).sum())
+    def fees(self) -> FeesRecord:
+        """The fees as every decision records them (``Decision.costs``)."""
+        return {"review_cost": self.review_cost, "decline_cost": self.decline_cost}
 
     def threshold_costs(
         self,
@@ -148,7 +135,7 @@ class CostPolicy:
         fraud = _labels(is_fraud)
         actions, _ = self.decide(p, amount)
         policy = float(self.realised_cost(actions, amount, fraud).sum())
-        approve_all = self.approve_all_cost(amount, fraud)
+        approve_all = approve_all_cost(amount, fraud)
         fixed = float(self.realised_cost(threshold_actions(p, threshold), amount, fraud).sum())
         return Savings(
             realised_cost=policy,
@@ -177,6 +164,41 @@ class CostPolicy:
         if review_beats_approve_above < review_beats_decline_up_to:
             return ActionThresholds(review_beats_approve_above, review_beats_decline_up_to)
         return ActionThresholds(None, decline / (amount + decline))
+
+
+def approve_all_cost(amounts: ArrayLike, is_fraud: ArrayLike) -> float:
+    """The baseline of no detection at all: every fraud goes through and costs its amount, and
+    no fee is ever paid."""
+    amount = _amounts(amounts)
+    fraud = _labels(is_fraud)
+    _same_length(amount=amount, is_fraud=fraud)
+    return float(amount[fraud].sum())
+
+
+def realised_costs(
+    actions: ArrayLike,
+    amounts: ArrayLike,
+    is_fraud: ArrayLike,
+    review_cost: ArrayLike,
+    decline_cost: ArrayLike,
+) -> NDArray[np.float64]:
+    """What each decision cost once its label is known, with fees per decision (or one for all).
+
+    Monitoring judges logged decisions with the fees each was made with, which change over the
+    life of a log; a decision made under old fees is not re-priced by today's.
+    """
+    action = _actions(actions)
+    amount = _amounts(amounts)
+    fraud = _labels(is_fraud)
+    _same_length(action=action, amount=amount, is_fraud=fraud)
+    approve = action == Action.APPROVE.value
+    review = action == Action.REVIEW.value
+    decline = action == Action.DECLINE.value
+    return (
+        np.where(approve & fraud, amount, 0.0)
+        + np.where(review, review_cost, 0.0)
+        + np.where(decline & ~fraud, decline_cost, 0.0)
+    )
 
 
 def threshold_actions(probabilities: ArrayLike, threshold: float = 0.5) -> NDArray[np.str_]:

@@ -38,12 +38,15 @@ from fraud_ray.schema import (
     Action,
     Decision,
     DecisionRecord,
+    Fees,
     ModelRef,
     Reason,
     Transaction,
     to_json,
 )
 
+REVIEW_COST = "review_cost"
+DECLINE_COST = "decline_cost"
 SUPPORTED_DIALECTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 # The key of the PostgreSQL advisory lock held while the tables are created: the bytes of
 # "fraud_lo", a number no other application on the same database is likely to lock.
@@ -88,6 +91,9 @@ decisions_table = sa.Table(
     sa.Column("reasons", Json, nullable=False),
     sa.Column("model_name", sa.String(256), nullable=False),
     sa.Column("model_version", sa.String(64), nullable=False),
+    # The fees the action was chosen with: monitoring prices each decision by its own.
+    sa.Column(REVIEW_COST, sa.Float, nullable=False),
+    sa.Column(DECLINE_COST, sa.Float, nullable=False),
     sa.Column("scored_at", UtcDateTime, nullable=False),
     sa.Column("latency_ms", sa.Float, nullable=False),
     sa.Column("features", Json),
@@ -108,6 +114,8 @@ shadow_table = sa.Table(
     sa.Column("fraud_probability", sa.Float, nullable=False),
     sa.Column("decision", sa.String(16), nullable=False),
     sa.Column("expected_cost", sa.Float, nullable=False),
+    sa.Column(REVIEW_COST, sa.Float, nullable=False),
+    sa.Column(DECLINE_COST, sa.Float, nullable=False),
     sa.Column("scored_at", UtcDateTime, nullable=False),
 )
 
@@ -260,6 +268,8 @@ class DecisionLog:
                 "fraud_probability": decision["fraud_probability"],
                 "decision": decision["decision"],
                 "expected_cost": decision["expected_cost"],
+                REVIEW_COST: decision["costs"][REVIEW_COST],
+                DECLINE_COST: decision["costs"][DECLINE_COST],
                 "scored_at": instant(decision["scored_at"]),
             }
             for decision in decisions
@@ -485,6 +495,8 @@ def _row(
         "reasons": _json_text(decision["reasons"]),
         "model_name": model["name"],
         "model_version": model["version"],
+        REVIEW_COST: decision["costs"][REVIEW_COST],
+        DECLINE_COST: decision["costs"][DECLINE_COST],
         "scored_at": instant(decision["scored_at"]),
         "latency_ms": decision["latency_ms"],
         # JSON has no NaN: ``to_json`` stores a missing feature as null, read back as NaN.
@@ -501,6 +513,7 @@ def _logged(row: Mapping[str, Any]) -> LoggedDecision:
             expected_cost=row["expected_cost"],
             reasons=[Reason.model_validate(reason) for reason in row["reasons"]],
             model=ModelRef(name=row["model_name"], version=row["model_version"]),
+            costs=Fees(review_cost=row[REVIEW_COST], decline_cost=row[DECLINE_COST]),
             scored_at=row["scored_at"],
             latency_ms=row["latency_ms"],
         ),

@@ -1,7 +1,9 @@
-"""The servable fraud model: booster, calibration, feature spec and cost policy, saved as one folder.
+"""The servable fraud model: booster, calibration and feature spec, saved as one folder.
 
-Scoring, serving and monitoring all load this bundle, so a decision is made the same way wherever it
-is made. No Ray and no MLflow here: ``registry.py`` stores and finds bundles.
+Scoring and serving load this bundle, so a probability is computed the same way wherever it is
+computed. The costs that turn a probability into an action are not part of it: they are a business
+setting (``settings.costs``, applied by ``costs.CostPolicy``) that changes without retraining. No
+Ray and no MLflow here: ``registry.py`` stores and finds bundles.
 """
 
 from __future__ import annotations
@@ -17,20 +19,10 @@ import pandas as pd
 import xgboost as xgb
 
 from fraud_ray.calibration import Calibrator
-from fraud_ray.costs import CostPolicy
 from fraud_ray.features.definitions import FeatureSpec
 
 BOOSTER_FILES = {"xgboost": "booster.json", "lightgbm": "booster.txt"}
 BUNDLE_FILE = "bundle.json"
-
-
-@dataclass(frozen=True)
-class Scored:
-    """Everything a decision needs for a batch of feature rows."""
-
-    probabilities: np.ndarray
-    actions: np.ndarray
-    expected_costs: np.ndarray
 
 
 @dataclass
@@ -39,7 +31,6 @@ class FraudModel:
     family: str
     calibrator: Calibrator
     spec: FeatureSpec
-    policy: CostPolicy
     metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -56,13 +47,8 @@ class FraudModel:
         """Calibrated fraud probabilities: what the cost policy needs to weigh amounts correctly."""
         return self.calibrator.transform(self.raw_scores(rows))
 
-    def score(self, rows: np.ndarray, amounts: np.ndarray) -> Scored:
-        probabilities = self.probabilities(rows)
-        actions, costs = self.policy.decide(probabilities, amounts)
-        return Scored(probabilities, actions, costs)
-
-    def score_frame(self, frame: pd.DataFrame) -> Scored:
-        return self.score(frame[self.features].to_numpy(dtype=np.float64), frame["amount"])
+    def frame_probabilities(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.probabilities(frame[self.features].to_numpy(dtype=np.float64))
 
     def contributions(self, rows: np.ndarray) -> np.ndarray:
         """Each feature's additive contribution to each row's log-odds, rows by features.
@@ -87,7 +73,6 @@ class FraudModel:
             "family": self.family,
             "spec": asdict(self.spec),
             "calibrator": self.calibrator.to_dict(),
-            "policy": asdict(self.policy),
             "metadata": self.metadata,
         }
         (folder / BUNDLE_FILE).write_text(json.dumps(bundle, indent=2, default=str))
@@ -105,7 +90,6 @@ class FraudModel:
             spec=FeatureSpec(
                 **{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}
             ),
-            policy=CostPolicy(**bundle["policy"]),
             metadata=bundle["metadata"],
         )
 

@@ -20,7 +20,9 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
+from fraud_ray.costs import CostPolicy
 from fraud_ray.model import FraudModel
+from fraud_ray.schema import AMOUNT
 from fraud_ray.settings import MlflowSettings
 
 EXPERIMENT = "fraud-ray"
@@ -32,20 +34,27 @@ REQUIREMENTS = ("xgboost-cpu", "lightgbm", "scikit-learn", "pandas", "numpy", "p
 
 
 class FraudPyfunc(PythonModel):
-    """Lets MLflow's own tools (``mlflow models serve``, ``pyfunc.load_model``) use a bundle."""
+    """Lets MLflow's own tools (``mlflow models serve``, ``pyfunc.load_model``) use a bundle.
+
+    Those tools never read fraud-ray's settings, so the costs come from the pyfunc's
+    ``model_config``: the settings' costs when the version was registered, replaced by whatever a
+    caller passes as ``mlflow.pyfunc.load_model(uri, model_config={"review_cost": ...})``.
+    """
 
     def load_context(self, context: PythonModelContext) -> None:
         self.model = FraudModel.load(Path(context.artifacts[BUNDLE_ARTIFACT]))
+        self.policy = CostPolicy(**{key: float(v) for key, v in context.model_config.items()})
 
     def predict(
         self, context: PythonModelContext, model_input: pd.DataFrame, params: dict | None = None
     ) -> pd.DataFrame:
-        scored = self.model.score_frame(model_input)
+        probabilities = self.model.frame_probabilities(model_input)
+        actions, expected_costs = self.policy.decide(probabilities, model_input[AMOUNT])
         return pd.DataFrame(
             {
-                "fraud_probability": scored.probabilities,
-                "decision": scored.actions,
-                "expected_cost": scored.expected_costs,
+                "fraud_probability": probabilities,
+                "decision": actions,
+                "expected_cost": expected_costs,
             }
         )
 
@@ -80,6 +89,7 @@ class Registry:
         self,
         model: FraudModel,
         *,
+        policy: CostPolicy,
         params: dict[str, Any],
         metrics: dict[str, float],
         tags: dict[str, str],
@@ -87,7 +97,8 @@ class Registry:
         alias: str | None = "champion",
         run_name: str | None = None,
     ) -> RegisteredModel:
-        """Log the winner's run and register it as the next version of the model."""
+        """Log the winner's run and register it as the next version of the model; ``policy`` is
+        only the pyfunc's default (fraud-ray itself decides with the settings' costs)."""
         name = self.settings.model_name
         with (
             tempfile.TemporaryDirectory() as scratch,
@@ -103,6 +114,7 @@ class Registry:
                 name="model",
                 python_model=FraudPyfunc(),
                 artifacts={BUNDLE_ARTIFACT: str(bundle)},
+                model_config=policy.fees(),
                 pip_requirements=[f"{p}=={installed_version(p)}" for p in REQUIREMENTS],
             )
         created: ModelVersion = mlflow.register_model(info.model_uri, name, tags=tags)

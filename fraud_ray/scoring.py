@@ -15,10 +15,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fraud_ray.costs import CostPolicy
 from fraud_ray.data import TimeWindow, filter_window, read_transactions
 from fraud_ray.features.distributed import build_features
 from fraud_ray.model import FraudModel
-from fraud_ray.schema import TIMESTAMP, TRANSACTION_ID, DatasetMapping
+from fraud_ray.schema import AMOUNT, TIMESTAMP, TRANSACTION_ID, DatasetMapping
 from fraud_ray.settings import FeatureSettings
 
 OUTPUT_SCHEMA = pa.schema(
@@ -38,14 +39,15 @@ class ScoringSummary:
     out: Path
 
 
-def decide_batch(batch: pd.DataFrame, model: FraudModel) -> pd.DataFrame:
-    scored = model.score_frame(batch)
+def decide_batch(batch: pd.DataFrame, model: FraudModel, policy: CostPolicy) -> pd.DataFrame:
+    probabilities = model.frame_probabilities(batch)
+    actions, expected_costs = policy.decide(probabilities, batch[AMOUNT])
     return pd.DataFrame(
         {
             TRANSACTION_ID: batch[TRANSACTION_ID].astype(str).to_numpy(),
-            "fraud_probability": scored.probabilities,
-            "decision": scored.actions,
-            "expected_cost": scored.expected_costs,
+            "fraud_probability": probabilities,
+            "decision": actions,
+            "expected_cost": expected_costs,
         }
     )
 
@@ -53,6 +55,7 @@ def decide_batch(batch: pd.DataFrame, model: FraudModel) -> pd.DataFrame:
 def score_file(
     data: Path,
     model: FraudModel,
+    policy: CostPolicy,
     out: Path,
     feature_settings: FeatureSettings,
     mapping: DatasetMapping | None = None,
@@ -62,7 +65,8 @@ def score_file(
     """Score ``data`` (optionally only [start, end)) into one Parquet file at ``out``.
 
     The model's own feature spec decides the features, so a model is never fed columns it was not
-    trained on; the settings only supply the partitioning of the work.
+    trained on; the settings only supply the partitioning of the work. ``policy`` is the cost
+    policy of the settings, the same one the Serve graph and the stream decide with.
     """
     table = build_features(
         read_transactions(data, mapping), model.spec, feature_settings.partitions
@@ -70,8 +74,11 @@ def score_file(
     if start or end:
         window = TimeWindow(start or datetime(1970, 1, 1), end or datetime(9999, 1, 1))
         table = filter_window(table, window)
-    decisions = table.select_columns([TRANSACTION_ID, TIMESTAMP, *model.features]).map_batches(
-        decide_batch, fn_kwargs={"model": model}, batch_format="pandas"
+    columns = [TRANSACTION_ID, TIMESTAMP, *model.features]
+    if AMOUNT not in columns:
+        columns.append(AMOUNT)
+    decisions = table.select_columns(columns).map_batches(
+        decide_batch, fn_kwargs={"model": model, "policy": policy}, batch_format="pandas"
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}

@@ -152,7 +152,6 @@ def train(
         family=family,
         calibrator=calibrator,
         spec=spec,
-        policy=policy,
         metadata={"trained_at": datetime.now().astimezone().isoformat(), "config": outcome.config},
     )
     # The winner's own validation scores, out of sample even when the refit trained on these rows.
@@ -190,6 +189,7 @@ def train(
         metrics |= {f"test_{k}": v for k, v in test_metrics.items()}
         registered = registry.register(
             model,
+            policy=policy,
             params={
                 "family": family,
                 "resampling": strategy,

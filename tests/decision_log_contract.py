@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 
 from fraud_ray.decision_log import DecisionLog
-from fraud_ray.schema import Action, Decision, DecisionRecord, ModelRef, Reason, Transaction
+from fraud_ray.schema import Action, Decision, DecisionRecord, Fees, ModelRef, Reason, Transaction
 
 START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 ACTIONS = [Action.APPROVE, Action.REVIEW, Action.DECLINE]
+FEES = Fees(review_cost=3.0, decline_cost=10.0)
 
 
 def transaction(i: int) -> Transaction:
@@ -44,6 +45,7 @@ def decision(
             Reason(feature="card_tx_count_1d", description="1 payment today", contribution=-0.1),
         ],
         model=ModelRef(name="fraud-ray", version=version),
+        costs=FEES,
         scored_at=scored_at or START + timedelta(seconds=i, milliseconds=40),
         latency_ms=2.5,
     ).model_dump(mode="json")

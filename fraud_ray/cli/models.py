@@ -162,7 +162,9 @@ def score(
         str | None, typer.Option(help="Score until this ISO date or date-time (exclusive).")
     ] = None,
 ) -> None:
-    """Score transactions in batch with Ray Data and write their decisions to Parquet."""
+    """Score transactions in batch with Ray Data and write their decisions to Parquet, deciding
+    with the settings' costs as the Serve graph and the stream do."""
+    from fraud_ray.costs import CostPolicy
     from fraud_ray.registry import Registry
     from fraud_ray.runtime import init_ray
     from fraud_ray.scoring import score_file
@@ -179,6 +181,7 @@ def score(
         summary = score_file(
             source,
             fraud_model,
+            CostPolicy.from_settings(base.costs),
             out,
             base.features,
             load_mapping(mapping or base.data.mapping),

@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fraud_ray.costs import CostPolicy
 from fraud_ray.decision_log import DecisionLog
 from fraud_ray.monitoring.drift import NotEnoughData, alarm, check_enough_rows, measure_drift
 from fraud_ray.monitoring.performance import compare_models, daily_performance, version_order
@@ -36,7 +35,6 @@ class Monitor:
     ) -> None:
         self.settings = settings
         self.log = log or DecisionLog(settings.decisions.url)
-        self.policy = CostPolicy.from_settings(settings.costs)
         self._registry = registry
 
     @property
@@ -57,7 +55,6 @@ class Monitor:
         bounds: the whole log), of one model version or of all."""
         return daily_performance(
             self.log.frame(start, end),
-            self.policy,
             self.settings.monitoring.precision_k,
             model_version,
         )
@@ -104,7 +101,7 @@ class Monitor:
             start or shadow[TIMESTAMP].min().to_pydatetime(),
             end or shadow[TIMESTAMP].max().to_pydatetime() + JUST_AFTER,
         )
-        return compare_models(self.log.frame(*window), shadow, self.policy, window)
+        return compare_models(self.log.frame(*window), shadow, window)
 
     def record_labels(self, labels: Iterable[tuple[str, int]]) -> int:
         """Store (transaction_id, is_fraud) labels; returns how many named a logged decision."""

@@ -4,7 +4,8 @@ Chargebacks arrive weeks after the payment, so a recent day has few labels or no
 that needs labels is computed on the labelled decisions only, next to how many there are, and a
 ratio with nothing to rest on is ``None``. Reading an unlabelled day as a day of perfect (or
 useless) decisions is the mistake this module exists to avoid. Costs are those of the actions the
-log says were taken, not of what the current cost policy would decide today.
+log says were taken, priced with the fees each decision records it was taken with, not with the
+costs in force today.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from datetime import date, datetime
 import numpy as np
 import pandas as pd
 
-from fraud_ray.costs import CostPolicy
+from fraud_ray.costs import approve_all_cost, realised_costs
+from fraud_ray.decision_log import DECLINE_COST, REVIEW_COST
 from fraud_ray.metrics import average_precision, card_precision_at_k
 from fraud_ray.monitoring.summaries import (
     DayPerformance,
@@ -45,7 +47,7 @@ class _Judged:
 
 
 def daily_performance(
-    frame: pd.DataFrame, policy: CostPolicy, k: int, model_version: str | None = None
+    frame: pd.DataFrame, k: int, model_version: str | None = None
 ) -> PerformanceReport:
     """One ``DayPerformance`` per UTC day of transaction time that has decisions.
 
@@ -61,7 +63,7 @@ def daily_performance(
         per_day = card_precision_at_k(labelled, labelled[PROBABILITY], k).per_day
         card_precision = {pd.Timestamp(day).date(): float(v) for day, v in per_day.items()}
     report = [
-        _day(day.date(), rows, policy, card_precision.get(day.date()))
+        _day(day.date(), rows, card_precision.get(day.date()))
         for day, rows in frame.groupby(frame[TIMESTAMP].dt.floor("D"), sort=True)
     ]
     return PerformanceReport(model_version=model_version, k=k, days=report)
@@ -70,7 +72,6 @@ def daily_performance(
 def compare_models(
     served: pd.DataFrame,
     shadow: pd.DataFrame,
-    policy: CostPolicy,
     window: tuple[datetime, datetime],
 ) -> ModelComparison:
     """The champion's served decisions against each challenger's shadow decisions.
@@ -96,11 +97,11 @@ def compare_models(
         served[TRANSACTION_ID].isin(shadow[TRANSACTION_ID]), MODEL_VERSION
     ].unique()
     outcomes = [
-        _outcome("champion", version, champion[champion[MODEL_VERSION] == version], policy)
+        _outcome("champion", version, champion[champion[MODEL_VERSION] == version])
         for version in sorted(champion_versions, key=version_order)
     ]
     outcomes += [
-        _outcome("challenger", version, rivals[rivals[MODEL_VERSION] == version], policy)
+        _outcome("challenger", version, rivals[rivals[MODEL_VERSION] == version])
         for version in challengers
     ]
     actions = rivals.pivot(index=TRANSACTION_ID, columns=MODEL_VERSION, values=DECISION)
@@ -119,10 +120,8 @@ def version_order(version: str) -> tuple[int, str]:
     return (int(version), "") if version.isdigit() else (-1, version)
 
 
-def _day(
-    day: date, rows: pd.DataFrame, policy: CostPolicy, card_precision: float | None
-) -> DayPerformance:
-    judged = _judge(_labelled(rows), policy)
+def _day(day: date, rows: pd.DataFrame, card_precision: float | None) -> DayPerformance:
+    judged = _judge(_labelled(rows))
     has_labels = judged.labelled > 0
     return DayPerformance(
         day=day,
@@ -141,8 +140,8 @@ def _day(
     )
 
 
-def _outcome(role: str, version: str, rows: pd.DataFrame, policy: CostPolicy) -> ModelOutcome:
-    judged = _judge(rows, policy)
+def _outcome(role: str, version: str, rows: pd.DataFrame) -> ModelOutcome:
+    judged = _judge(rows)
     return ModelOutcome(
         role=role,
         model_version=version,
@@ -155,7 +154,7 @@ def _outcome(role: str, version: str, rows: pd.DataFrame, policy: CostPolicy) ->
     )
 
 
-def _judge(labelled: pd.DataFrame, policy: CostPolicy) -> _Judged:
+def _judge(labelled: pd.DataFrame) -> _Judged:
     """The figures of decisions on labelled rows; the day report and the comparison share them,
     so that a model's precision means the same on both pages."""
     fraud = labelled[LABEL].to_numpy(dtype=np.int8)
@@ -163,7 +162,15 @@ def _judge(labelled: pd.DataFrame, policy: CostPolicy) -> _Judged:
     amounts = labelled[AMOUNT].to_numpy(dtype=float)
     alerted = actions != Action.APPROVE.value
     caught = int((alerted & (fraud == 1)).sum())
-    realised = float(policy.realised_cost(actions, amounts, fraud).sum())
+    realised = float(
+        realised_costs(
+            actions,
+            amounts,
+            fraud,
+            labelled[REVIEW_COST].to_numpy(dtype=float),
+            labelled[DECLINE_COST].to_numpy(dtype=float),
+        ).sum()
+    )
     return _Judged(
         labelled=len(labelled),
         frauds=int(fraud.sum()),
@@ -171,7 +178,7 @@ def _judge(labelled: pd.DataFrame, policy: CostPolicy) -> _Judged:
         recall=_ratio(caught, int(fraud.sum())),
         average_precision=_defined(average_precision(fraud, labelled[PROBABILITY])),
         realised_cost=realised,
-        savings=policy.approve_all_cost(amounts, fraud) - realised,
+        savings=approve_all_cost(amounts, fraud) - realised,
     )
 
 

@@ -30,7 +30,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from fraud_ray.costs import CostPolicy
 from fraud_ray.decision_api import DecisionLogReader
 from fraud_ray.decision_api import router as decision_log_router
 from fraud_ray.decision_log import DecisionLog
@@ -41,7 +40,7 @@ from fraud_ray.http import Problem, json_response, problem_app
 from fraud_ray.monitoring.routes import router as monitoring_router
 from fraud_ray.monitoring.service import MonitoringService
 from fraud_ray.registry import Registry
-from fraud_ray.schema import Decision, Transaction
+from fraud_ray.schema import Decision, DecisionRecord, Transaction
 from fraud_ray.serving.api import (
     BatchRequest,
     BatchResponse,
@@ -51,14 +50,13 @@ from fraud_ray.serving.api import (
     ReloadResponse,
 )
 from fraud_ray.serving.pipeline import (
-    Decided,
     ModelRefused,
-    Scores,
+    Scored,
     ServingModel,
     amounts_of,
-    decide,
     events_from,
     render,
+    transaction_ids,
 )
 from fraud_ray.serving.recorder import DecisionRecorder
 from fraud_ray.serving.rollout import (
@@ -120,14 +118,13 @@ class Scorer:
         self._follow = asyncio.get_running_loop().create_task(self._follow_rollout())
 
     @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.002)
-    async def score(self, batches: list[np.ndarray], amounts: list[np.ndarray]) -> list[Scores]:
-        """Scores of each request's rows; the amounts say which rows the policy would not
-        approve, the only ones that get reasons (``serving.reasons_for``)."""
+    async def score(self, batches: list[np.ndarray], amounts: list[np.ndarray]) -> list[Scored]:
+        """Each request's rows scored and decided by the settings' costs, in one booster call."""
         model = self.loaded.model
         sizes = [len(rows) for rows in batches]
-        scores = model.score(np.vstack(batches), np.concatenate(amounts))
+        scored = model.score(np.vstack(batches), np.concatenate(amounts))
         bounds = np.cumsum([0, *sizes])
-        return [scores.rows(a, b) for a, b in itertools.pairwise(bounds)]
+        return [scored.rows(a, b) for a, b in itertools.pairwise(bounds)]
 
     def info(self) -> ModelAbout:
         return self.loaded.about
@@ -155,13 +152,16 @@ class Scorer:
 
 @serve.deployment
 class DecisionStep:
-    """Least expected cost, with the costs of the settings (they change without retraining)."""
+    """Scored rows become ``Decision`` records: reasons named and described for an analyst, the
+    model, the costs the action was chosen with, when it was decided and how long it took."""
 
-    def __init__(self, policy: CostPolicy) -> None:
-        self.policy = policy
+    def __init__(self, spec: FeatureSpec) -> None:
+        self.spec = spec
 
-    def decide(self, scores: Scores, amounts: np.ndarray) -> Decided:
-        return decide(self.policy, scores, amounts)
+    async def render(
+        self, transaction_ids: list[str], scored: Scored, received_at: datetime
+    ) -> list[DecisionRecord]:
+        return render(transaction_ids, scored, self.spec, received_at)
 
 
 def _authorised(
@@ -193,7 +193,6 @@ class Ingress:
         self.settings = settings
         self.spec = spec
         self.online = online_features(settings, spec) if features is None else None
-        self.policy = CostPolicy.from_settings(settings.costs)
         self.app_name = serve.get_replica_context().app_name
         api.state.reload_token = settings.serving.reload_token
         self._decision_log: DecisionLog | None = None
@@ -202,7 +201,7 @@ class Ingress:
         monitoring = MonitoringService(settings, on_drift=self.metrics.drift)
         api.state.monitoring = monitoring
         self.recorder = DecisionRecorder(
-            self.decision_log, spec.names, self.policy, settings.serving.record_max_pending
+            self.decision_log, spec.names, settings.serving.record_max_pending
         )
         self.shadow: ServingModel | None = None
         loop = asyncio.get_running_loop()
@@ -215,9 +214,8 @@ class Ingress:
 
     async def answer(
         self, transactions: Sequence[Transaction]
-    ) -> tuple[list[dict[str, Any]], np.ndarray]:
-        """Decisions, as ``Decision``-shaped dicts in the transactions' order, and the feature rows
-        they were made on.
+    ) -> tuple[list[DecisionRecord], np.ndarray]:
+        """Decisions in the transactions' order, and the feature rows they were made on.
 
         With ``serving.fuse_steps`` the feature and decision steps run in this replica and only
         the model is a hop away; otherwise the rows come back here (the log and the challenger
@@ -226,21 +224,22 @@ class Ingress:
         received_at = datetime.now(UTC)
         events = events_from(transactions)
         amounts = amounts_of(transactions)
-        decided: Decided
+        ids = transaction_ids(transactions)
         if self.online is not None:
             rows = self.online.compute(events)
-            decided = decide(self.policy, await self.scorer.score.remote(rows, amounts), amounts)
+            scored: Scored = await self.scorer.score.remote(rows, amounts)
+            decisions = render(ids, scored, self.spec, received_at)
         else:
             assert self.features is not None and self.decider is not None
             rows = await self.features.compute.remote(events)
-            scores = self.scorer.score.remote(rows, amounts)
-            decided = await self.decider.decide.remote(scores, amounts)
-        self.metrics.record(decided)
-        return render(transactions, decided, self.spec, received_at), rows
+            scored_response = self.scorer.score.remote(rows, amounts)
+            decisions = await self.decider.render.remote(ids, scored_response, received_at)
+        self.metrics.record(decisions)
+        return decisions, rows
 
     async def decide_for_log(
         self, transactions: Sequence[Transaction]
-    ) -> tuple[list[dict[str, Any]], list[str], np.ndarray]:
+    ) -> tuple[list[DecisionRecord], list[str], np.ndarray]:
         """The handle entry point for callers that log decisions themselves, as the streaming
         pool does before it commits: the decisions, and the feature names and rows they were
         made on for that log (an array crosses the handle in one piece, where a dict per row
@@ -250,7 +249,7 @@ class Ingress:
         self.recorder.add(transactions, decisions, rows, log=False)
         return decisions, self.spec.names, rows
 
-    async def decide_and_log(self, transactions: Sequence[Transaction]) -> list[dict[str, Any]]:
+    async def decide_and_log(self, transactions: Sequence[Transaction]) -> list[DecisionRecord]:
         """HTTP's path: the recorder logs the decisions (``serving.log_decisions``) after the
         answer has gone."""
         decisions, rows = await self.answer(transactions)
@@ -426,5 +425,5 @@ def build_graph(settings: Settings) -> serve.Application:
         num_replicas=serving.decision_replicas,
         ray_actor_options={"num_cpus": serving.decision_cpus},
         **common,
-    ).bind(CostPolicy.from_settings(settings.costs))
+    ).bind(spec)
     return ingress.bind(features, scorer, decider, settings, spec)

@@ -1,9 +1,10 @@
 """The three steps of a decision as plain objects, with no Ray in them.
 
-Features -> model -> cost decision. The Serve graph runs each step in its own deployment, the plain
-FastAPI baseline in ``bench/`` runs them in one process, and the tests run them in milliseconds:
-a decision is made by the same code wherever it is made. Between steps only NumPy arrays travel,
-because they pickle in microseconds where lists of pydantic objects take milliseconds.
+Features -> model and cost policy (``Scored``) -> decision records (``render``). The Serve graph
+runs each step in its own deployment, the plain FastAPI baseline in ``bench/`` runs them in one
+process, and the tests run them in milliseconds: a decision is made by the same code wherever it is
+made. Between steps only NumPy arrays travel, because they pickle in microseconds where lists of
+pydantic objects take milliseconds.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import numpy as np
 
@@ -20,7 +20,15 @@ from fraud_ray.features.definitions import FeatureSpec
 from fraud_ray.features.online import OnlineFeatures
 from fraud_ray.features.state import Event, MemoryState, epoch_micros
 from fraud_ray.model import FraudModel
-from fraud_ray.schema import Action, ModelRef, Transaction, instant_text
+from fraud_ray.schema import (
+    Action,
+    DecisionRecord,
+    ModelRecord,
+    ModelRef,
+    ReasonRecord,
+    Transaction,
+    instant_text,
+)
 from fraud_ray.settings import Settings
 
 PROBE_START = datetime(2025, 1, 6, 12, tzinfo=UTC)
@@ -32,33 +40,35 @@ class ModelRefused(ValueError):
 
 
 @dataclass(frozen=True)
-class Scores:
-    """Calibrated probabilities and each row's strongest reasons, as indices into the features."""
+class Scored:
+    """A batch after the model step: calibrated probabilities, the least-cost action and its
+    expected cost, and each row's strongest reasons as indices into the features.
+
+    The one shape a batch has between the model and the decision records: the model step decides
+    (it must, to explain only the rows an analyst will read) and the records are made from this.
+    """
 
     probabilities: np.ndarray
+    actions: np.ndarray
+    expected_costs: np.ndarray
     reason_index: np.ndarray
     reason_value: np.ndarray
     reason_unknown: np.ndarray
     model: ModelRef
+    policy: CostPolicy
 
-    def rows(self, start: int, end: int) -> Scores:
-        """The scores of rows ``start:end``: one request's share of a batched model call."""
-        return Scores(
+    def rows(self, start: int, end: int) -> Scored:
+        """The rows ``start:end``: one request's share of a batched model call."""
+        return Scored(
             self.probabilities[start:end],
+            self.actions[start:end],
+            self.expected_costs[start:end],
             self.reason_index[start:end],
             self.reason_value[start:end],
             self.reason_unknown[start:end],
             self.model,
+            self.policy,
         )
-
-
-@dataclass(frozen=True)
-class Decided:
-    """What the decision step adds: the chosen action and its expected cost."""
-
-    scores: Scores
-    actions: np.ndarray
-    expected_costs: np.ndarray
 
 
 def events_from(transactions: Sequence[Transaction]) -> list[Event]:
@@ -70,14 +80,16 @@ def amounts_of(transactions: Sequence[Transaction]) -> np.ndarray:
 
 
 class ServingModel:
-    """A registered model ready to serve: scores in the serving feature order, with reasons.
+    """A registered model ready to serve: decisions in the serving feature order, with reasons.
 
     The feature step computes the features of the serving spec; a model trained on other feature
     definitions would read the wrong columns, so it is refused instead of served.
 
-    Reasons are the booster's contributions, which cost up to a hundred times a prediction
-    (LightGBM), and an analyst reads them only where a transaction is reviewed or declined. Given
-    the cost ``policy``, only those transactions get reasons; without one, every transaction does.
+    The cost ``policy`` is the settings' (``costs``), never the model's: costs change without
+    retraining, and every path decides with the same ones. It runs here, once per batch, because
+    reasons depend on its answer: they are the booster's contributions, which cost up to a hundred
+    times a prediction (LightGBM), and an analyst reads them only where a transaction is reviewed
+    or declined. With ``explain_all`` every transaction gets them (``serving.reasons_for: all``).
     """
 
     def __init__(
@@ -85,8 +97,9 @@ class ServingModel:
         model: FraudModel,
         ref: ModelRef,
         spec: FeatureSpec,
+        policy: CostPolicy,
         reasons: int,
-        policy: CostPolicy | None = None,
+        explain_all: bool = False,
     ) -> None:
         if model.spec != spec:
             raise ModelRefused(
@@ -95,27 +108,28 @@ class ServingModel:
             )
         self.model = model
         self.ref = ref
-        self.reasons = min(reasons, len(model.features))
         self.policy = policy
+        self.reasons = min(reasons, len(model.features))
+        self.explain_all = explain_all
 
     @classmethod
     def for_settings(
         cls, model: FraudModel, ref: ModelRef, spec: FeatureSpec, settings: Settings
     ) -> ServingModel:
-        """Reasons and the policy that picks who gets them, from ``serving`` and ``costs``."""
+        """Costs from ``costs``; how many reasons, and for whom, from ``serving``."""
         serving = settings.serving
-        explained = serving.reasons_for == "alerts"
-        policy = CostPolicy.from_settings(settings.costs) if explained else None
-        return cls(model, ref, spec, serving.reasons, policy)
+        policy = CostPolicy.from_settings(settings.costs)
+        return cls(model, ref, spec, policy, serving.reasons, serving.reasons_for == "all")
 
-    def score(self, rows: np.ndarray, amounts: np.ndarray) -> Scores:
+    def score(self, rows: np.ndarray, amounts: np.ndarray) -> Scored:
+        """Probabilities, the least-cost actions, and reasons where someone will read them."""
         probabilities = self.model.probabilities(rows)
-        if self.policy is None:
-            explain = np.ones(len(rows), dtype=bool)
-        else:
-            actions, _ = self.policy.decide(probabilities, amounts)
-            explain = actions != Action.APPROVE.value
-        return self._explained(rows, probabilities, explain)
+        actions, costs = self.policy.decide(probabilities, amounts)
+        explain = (
+            np.ones(len(rows), dtype=bool) if self.explain_all else actions != Action.APPROVE.value
+        )
+        index, value, unknown = self._reasons(rows, explain)
+        return Scored(probabilities, actions, costs, index, value, unknown, self.ref, self.policy)
 
     def probe(self) -> None:
         """Score a few synthetic cold-start transactions, reasons and all; refuse a model that
@@ -123,7 +137,7 @@ class ServingModel:
         rows = probe_rows(self.model.spec)
         try:
             probabilities = self.model.probabilities(rows)
-            self._explained(rows, probabilities, np.ones(len(rows), dtype=bool))
+            self._reasons(rows, np.ones(len(rows), dtype=bool))
         except Exception as error:  # any failure to score means the version cannot serve
             raise ModelRefused(
                 f"{self.ref.name} version {self.ref.version} failed to score a probe batch: {error}"
@@ -134,10 +148,11 @@ class ServingModel:
                 f"{self.ref.name} version {self.ref.version} gave invalid probabilities {p!r}"
             )
 
-    def _explained(
-        self, rows: np.ndarray, probabilities: np.ndarray, explain: np.ndarray
-    ) -> Scores:
-        """Scores with the ``reasons`` largest positive contributions of the ``explain`` rows.
+    def _reasons(
+        self, rows: np.ndarray, explain: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The ``reasons`` largest positive contributions of the ``explain`` rows: feature
+        indices, contributions, and whether the feature had no value.
 
         A feature that pushed the score down is not a reason for suspicion, so non-positive
         contributions, and every row not explained, come back as index -1. A feature without a
@@ -154,7 +169,7 @@ class ServingModel:
             index[chosen] = np.where(top_value > 0, top, -1)
             value[chosen] = top_value
         unknown = (index >= 0) & np.isnan(np.take_along_axis(rows, np.maximum(index, 0), axis=1))
-        return Scores(probabilities, index, value, unknown, self.ref)
+        return index, value, unknown
 
 
 def probe_rows(spec: FeatureSpec) -> np.ndarray:
@@ -168,73 +183,103 @@ def probe_rows(spec: FeatureSpec) -> np.ndarray:
     return online.compute(events)
 
 
-def decide(policy: CostPolicy, scores: Scores, amounts: np.ndarray) -> Decided:
-    actions, costs = policy.decide(scores.probabilities, amounts)
-    return Decided(scores, actions, costs)
-
-
 def render(
-    transactions: Sequence[Transaction],
-    decided: Decided,
+    transaction_ids: Sequence[str],
+    scored: Scored,
     spec: FeatureSpec,
     received_at: datetime,
-) -> list[dict[str, Any]]:
-    """Decisions as JSON-ready dicts of the ``Decision`` schema, reasons named for an analyst.
+) -> list[DecisionRecord]:
+    """Decisions in the ``Decision`` schema's JSON form, reasons named for an analyst.
 
     The values are already valid (they come from the model and the policy), and this loop runs
     once per transaction on the serving path: plain dicts cost a microsecond where a pydantic
-    object costs ten, and they pickle and serialise faster too. ``Decision.model_validate``
-    turns one into the typed object where a caller wants it.
+    object costs ten, and they pickle and serialise faster too.
     """
     definitions = spec.definitions
+    reasons: list[list[ReasonRecord]] = [
+        [
+            {
+                "feature": definitions[j].name,
+                "description": definitions[j].description + (NO_HISTORY if unknown else ""),
+                "contribution": value,
+            }
+            for j, value, unknown in zip(indices, values, unknowns, strict=True)
+            if j >= 0
+        ]
+        for indices, values, unknowns in zip(
+            scored.reason_index.tolist(),
+            scored.reason_value.tolist(),
+            scored.reason_unknown.tolist(),
+            strict=True,
+        )
+    ]
     now = datetime.now(UTC)
-    latency_ms = max((now - received_at).total_seconds() * 1000, 0.0)
-    scored_at = instant_text(now)
-    scores = decided.scores
-    model = scores.model.model_dump()
+    return decision_records(
+        transaction_ids,
+        scored.probabilities,
+        scored.actions,
+        scored.expected_costs,
+        reasons,
+        scored.model,
+        scored.policy,
+        now,
+        latency_ms=max((now - received_at).total_seconds() * 1000, 0.0),
+    )
+
+
+def decision_records(
+    transaction_ids: Sequence[str],
+    probabilities: np.ndarray,
+    actions: np.ndarray,
+    expected_costs: np.ndarray,
+    reasons: Sequence[list[ReasonRecord]] | None,
+    model: ModelRef,
+    policy: CostPolicy,
+    scored_at: datetime,
+    latency_ms: float,
+) -> list[DecisionRecord]:
+    """The one place a ``DecisionRecord`` is built: for answers (``render``) and for a
+    challenger's shadow decisions, which have no reasons (nobody reads them)."""
+    model_record: ModelRecord = {"name": model.name, "version": model.version}
+    fees = policy.fees()
+    at = instant_text(scored_at)
+    explained = reasons if reasons is not None else [[] for _ in transaction_ids]
     return [
         {
-            "transaction_id": transaction.transaction_id,
+            "transaction_id": transaction_id,
             "fraud_probability": probability,
             "decision": action,
             "expected_cost": cost,
-            "reasons": [
-                {
-                    "feature": definitions[j].name,
-                    "description": definitions[j].description + (NO_HISTORY if unknown else ""),
-                    "contribution": value,
-                }
-                for j, value, unknown in zip(indices, values, unknowns, strict=True)
-                if j >= 0
-            ],
-            "model": model,
-            "scored_at": scored_at,
+            "reasons": why,
+            "model": model_record,
+            "costs": fees,
+            "scored_at": at,
             "latency_ms": latency_ms,
         }
-        for transaction, probability, action, cost, indices, values, unknowns in zip(
-            transactions,
-            scores.probabilities.tolist(),
-            decided.actions.tolist(),
-            decided.expected_costs.tolist(),
-            scores.reason_index.tolist(),
-            scores.reason_value.tolist(),
-            scores.reason_unknown.tolist(),
+        for transaction_id, probability, action, cost, why in zip(
+            transaction_ids,
+            probabilities.tolist(),
+            actions.tolist(),
+            expected_costs.tolist(),
+            explained,
             strict=True,
         )
     ]
 
 
+def transaction_ids(transactions: Sequence[Transaction]) -> list[str]:
+    return [transaction.transaction_id for transaction in transactions]
+
+
 class DecisionPipeline:
     """The three steps in one process: the baseline the Serve graph is measured against."""
 
-    def __init__(self, features: OnlineFeatures, model: ServingModel, policy: CostPolicy) -> None:
+    def __init__(self, features: OnlineFeatures, model: ServingModel) -> None:
         self.features = features
         self.model = model
-        self.policy = policy
 
-    def decide(self, transactions: Sequence[Transaction]) -> list[dict[str, Any]]:
+    def decide(self, transactions: Sequence[Transaction]) -> list[DecisionRecord]:
         received_at = datetime.now(UTC)
         rows = self.features.compute(events_from(transactions))
-        amounts = amounts_of(transactions)
-        decided = decide(self.policy, self.model.score(rows, amounts), amounts)
-        return render(transactions, decided, self.features.spec, received_at)
+        scored = self.model.score(rows, amounts_of(transactions))
+        return render(transaction_ids(transactions), scored, self.features.spec, received_at)

@@ -17,14 +17,17 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import numpy as np
 
-from fraud_ray.costs import CostPolicy
 from fraud_ray.decision_log import DecisionLog, feature_maps
-from fraud_ray.schema import DecisionRecord, Transaction, instant_text
-from fraud_ray.serving.pipeline import ServingModel, amounts_of
+from fraud_ray.schema import DecisionRecord, Transaction
+from fraud_ray.serving.pipeline import (
+    ServingModel,
+    amounts_of,
+    decision_records,
+    transaction_ids,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +37,7 @@ class Pending:
     """Answered batches since the last flush."""
 
     transactions: list[Transaction] = field(default_factory=list)
-    decisions: list[dict[str, Any]] = field(default_factory=list)
+    decisions: list[DecisionRecord] = field(default_factory=list)
     rows: list[np.ndarray] = field(default_factory=list)
     logged: list[bool] = field(default_factory=list)
 
@@ -61,12 +64,10 @@ class DecisionRecorder:
         self,
         open_log: Callable[[], DecisionLog],
         names: Sequence[str],
-        policy: CostPolicy,
         max_pending: int,
     ) -> None:
         self.open_log = open_log
         self.names = list(names)
-        self.policy = policy
         self.max_pending = max_pending
         self.pending = Pending()
         self.dropped = 0
@@ -74,7 +75,7 @@ class DecisionRecorder:
     def add(
         self,
         transactions: Sequence[Transaction],
-        decisions: list[dict[str, Any]],
+        decisions: list[DecisionRecord],
         rows: np.ndarray,
         *,
         log: bool,
@@ -125,30 +126,21 @@ class DecisionRecorder:
     def _shadow_decisions(
         self, shadow: ServingModel, pending: Pending, rows: np.ndarray
     ) -> list[DecisionRecord]:
-        """The challenger's decisions; without reasons, which nobody reads in shadow."""
+        """The challenger's decisions, by the same costs as the champion's; without reasons,
+        which nobody reads in shadow."""
         probabilities = shadow.model.probabilities(rows)
-        actions, costs = self.policy.decide(probabilities, amounts_of(pending.transactions))
-        scored_at = instant_text(datetime.now(UTC))
-        model = shadow.ref.model_dump()
-        return [
-            {
-                "transaction_id": transaction.transaction_id,
-                "fraud_probability": probability,
-                "decision": action,
-                "expected_cost": cost,
-                "reasons": [],
-                "model": model,
-                "scored_at": scored_at,
-                "latency_ms": 0.0,
-            }
-            for transaction, probability, action, cost in zip(
-                pending.transactions,
-                probabilities.tolist(),
-                actions.tolist(),
-                costs.tolist(),
-                strict=True,
-            )
-        ]
+        actions, costs = shadow.policy.decide(probabilities, amounts_of(pending.transactions))
+        return decision_records(
+            transaction_ids(pending.transactions),
+            probabilities,
+            actions,
+            costs,
+            None,
+            shadow.ref,
+            shadow.policy,
+            datetime.now(UTC),
+            latency_ms=0.0,
+        )
 
     def _bound(self) -> None:
         count = len(self.pending) - self.max_pending

@@ -7,11 +7,12 @@ batch of 1,000 transactions would otherwise pay a thousand of them.
 
 from __future__ import annotations
 
-import numpy as np
+import collections
+
 from ray.util.metrics import Counter, Gauge, Histogram
 
 from fraud_ray.monitoring.summaries import DriftSummary
-from fraud_ray.serving.pipeline import Decided
+from fraud_ray.schema import DecisionRecord
 from fraud_ray.serving.recorder import Flushed
 from fraud_ray.telemetry import HeldGauge
 
@@ -61,13 +62,14 @@ class GraphMetrics:
             )
         )
 
-    def record(self, decided: Decided) -> None:
-        version = decided.scores.model.version
-        actions, counts = np.unique(decided.actions, return_counts=True)
-        for action, count in zip(actions.tolist(), counts.tolist(), strict=True):
+    def record(self, decisions: list[DecisionRecord]) -> None:
+        counts = collections.Counter(
+            (decision["decision"], decision["model"]["version"]) for decision in decisions
+        )
+        for (action, version), count in counts.items():
             self.decisions.inc(count, {**self.tags, "action": action, "model_version": version})
-        for probability in decided.scores.probabilities.tolist():
-            self.probabilities.observe(probability, self.tags)
+        for decision in decisions:
+            self.probabilities.observe(decision["fraud_probability"], self.tags)
 
     def flushed(self, flushed: Flushed) -> None:
         if flushed.logged:

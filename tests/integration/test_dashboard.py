@@ -43,8 +43,8 @@ from fraud_ray.monitoring.service import MonitoringService
 from fraud_ray.monitoring.summaries import DriftSummary, ModelComparison, PerformanceReport
 from fraud_ray.registry import REFERENCE_SAMPLE, Registry
 from fraud_ray.schema import AMOUNT, LABEL, TIMESTAMP, Action, DecisionRecord, ModelRef, Transaction
-from fraud_ray.serving.pipeline import ServingModel, decide, render
-from fraud_ray.settings import Settings, SimulatorSettings
+from fraud_ray.serving.pipeline import ServingModel, render
+from fraud_ray.settings import CostSettings, Settings, SimulatorSettings
 from fraud_ray.simulator import simulate_days
 
 from ..conftest import free_port
@@ -89,20 +89,18 @@ def fit(
         num_boost_round=rounds,
     )
     calibrator = Calibrator().fit(booster.inplace_predict(validation[0]), validation[1])
-    return FraudModel(
-        booster, "xgboost", calibrator, spec, CostPolicy.from_settings(settings.costs)
-    )
+    return FraudModel(booster, "xgboost", calibrator, spec)
 
 
 def decided(
     model: FraudModel, ref: ModelRef, transactions: list[Transaction], rows: np.ndarray
 ) -> list[DecisionRecord]:
     """The serving pipeline's decisions, scored 40 ms after each transaction rather than now."""
-    serving = ServingModel(model, ref, model.spec, 3, model.policy)
+    serving = ServingModel(model, ref, model.spec, CostPolicy.from_settings(CostSettings()), 3)
     amounts = np.array([t.amount for t in transactions])
     made = render(
-        transactions,
-        decide(model.policy, serving.score(rows, amounts), amounts),
+        [t.transaction_id for t in transactions],
+        serving.score(rows, amounts),
         model.spec,
         datetime.now(UTC),
     )
@@ -148,6 +146,7 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Logged]:
         for registered in (
             registry.register(
                 model,
+                policy=CostPolicy.from_settings(settings.costs),
                 params={},
                 metrics={},
                 tags={},

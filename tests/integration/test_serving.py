@@ -27,6 +27,7 @@ from schemathesis import GenerationMode
 from typer.testing import CliRunner
 
 from fraud_ray.cli import app as cli
+from fraud_ray.costs import CostPolicy
 from fraud_ray.decision_log import DecisionLog
 from fraud_ray.features.definitions import FeatureSpec
 from fraud_ray.model import FraudModel
@@ -37,6 +38,8 @@ from fraud_ray.settings import Settings
 from ..conftest import ensure_ray, free_port
 
 TOKEN = "test-reload-token"
+# Registration's costs are only the MLflow pyfunc's default; the graph decides with the settings'.
+PYFUNC_COSTS = CostPolicy(review_cost=3.0, decline_cost=10.0)
 MAX_BATCH = 200
 
 
@@ -223,7 +226,7 @@ def challenger_model(champion: FraudModel) -> FraudModel:
         xgb.DMatrix(rows, label=(rows[:, amount] > 0.5), feature_names=champion.features),
         num_boost_round=5,
     )
-    return FraudModel(booster, "xgboost", champion.calibrator, champion.spec, champion.policy, {})
+    return FraudModel(booster, "xgboost", champion.calibrator, champion.spec, {})
 
 
 def cold_batch(prefix: str) -> list[dict]:
@@ -238,7 +241,13 @@ def test_a_challenger_is_scored_in_shadow_and_never_changes_an_answer(
     registry = Registry(settings.mlflow)
     alone = client.post("/api/v1/predict/batch", json={"transactions": cold_batch("solo")})
     version = registry.register(
-        challenger_model(champion), params={}, metrics={}, tags={}, artifacts=[], alias="challenger"
+        challenger_model(champion),
+        policy=PYFUNC_COSTS,
+        params={},
+        metrics={},
+        tags={},
+        artifacts=[],
+        alias="challenger",
     ).version
     log = DecisionLog(settings.decisions.url)
     try:
@@ -336,7 +345,12 @@ def test_reload_needs_the_token(client: httpx.Client) -> None:
 
 def register_copy(settings: Settings, model: FraudModel) -> str:
     registered = Registry(settings.mlflow).register(
-        model, params={}, metrics={"note": 1.0}, tags={"purpose": "reload test"}, artifacts=[]
+        model,
+        policy=PYFUNC_COSTS,
+        params={},
+        metrics={"note": 1.0},
+        tags={"purpose": "reload test"},
+        artifacts=[],
     )
     return registered.version
 
@@ -391,9 +405,7 @@ def test_a_broken_version_is_refused_and_the_old_one_keeps_serving(
         xgb.DMatrix(rng.normal(size=(40, 3)), label=rng.integers(0, 2, 40)),
         num_boost_round=2,
     )
-    broken = FraudModel(
-        wrong_width, "xgboost", champion.calibrator, champion.spec, champion.policy, {}
-    )
+    broken = FraudModel(wrong_width, "xgboost", champion.calibrator, champion.spec, {})
     register_copy(settings, broken)
     try:
         answer = client.post("/api/v1/model/reload", headers={"Authorization": f"Bearer {TOKEN}"})
@@ -416,7 +428,13 @@ def test_promotion_moves_the_aliases_and_the_graph_serves_the_challenger(
     registry = Registry(settings.mlflow)
     old = client.get("/api/v1/model/info").json()["version"]
     new = registry.register(
-        challenger_model(champion), params={}, metrics={}, tags={}, artifacts=[], alias="challenger"
+        challenger_model(champion),
+        policy=PYFUNC_COSTS,
+        params={},
+        metrics={},
+        tags={},
+        artifacts=[],
+        alias="challenger",
     ).version
     monkeypatch.setenv("FRAUD_RAY_MLFLOW_TRACKING_URI", settings.mlflow.tracking_uri)
     monkeypatch.setenv("FRAUD_RAY_MLFLOW_MODEL_NAME", settings.mlflow.model_name)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
 import ray
 import sqlalchemy as sa
@@ -30,11 +31,15 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 from confluent_kafka.admin import AdminClient, NewTopic
 from ray import serve
 
+from fraud_ray.costs import CostPolicy
 from fraud_ray.decision_log import DecisionLog, decisions_table
 from fraud_ray.model import FraudModel
-from fraud_ray.schema import TRANSACTION_ID
+from fraud_ray.monitoring.monitor import Monitor
+from fraud_ray.registry import Registry
+from fraud_ray.schema import TRANSACTION_ID, DatasetMapping, Decision
+from fraud_ray.scoring import score_file
 from fraud_ray.serving.graph import build_graph
-from fraud_ray.settings import KafkaSettings, Settings
+from fraud_ray.settings import CostSettings, KafkaSettings, Settings
 from fraud_ray.streaming.codec import decode_decision, header_map
 from fraud_ray.streaming.pool import ConsumerPool
 
@@ -47,6 +52,7 @@ TRANSACTIONS = 50_000
 # Only a bound against a hung test, never a figure that is checked.
 DEADLINE_S = 300.0
 START = datetime(2025, 6, 2, 8, tzinfo=UTC)
+SERVED_COSTS = CostSettings(review_cost=1.5, decline_cost=25.0)
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -74,6 +80,8 @@ def served(
             ),
             # A drift verdict on any one test's stream, whichever tests ran before.
             "monitoring": settings.monitoring.model_copy(update={"drift_min_rows": 200}),
+            # Not the costs the model was trained with: every path must decide with these.
+            "costs": SERVED_COSTS,
         }
     )
     ensure_ray()
@@ -412,7 +420,7 @@ def test_every_partition_is_consumed_while_the_pool_grows_and_shrinks(served: Se
     assert logged == {t["transaction_id"] for wave in waves for t in wave}
 
 
-def test_stream_decisions_equal_the_batch_endpoint(served: Served) -> None:
+def test_stream_decisions_equal_the_batch_endpoint(served: Served, tmp_path: Path) -> None:
     """The stream and ``POST /api/v1/predict/batch`` must decide the same transaction the same way.
 
     The graph's online feature state is shared: sending the same transactions twice would make
@@ -461,6 +469,56 @@ def test_stream_decisions_equal_the_batch_endpoint(served: Served) -> None:
         assert [r.model_dump() for r in from_stream.reasons] == over_http["reasons"]
         alerts += from_stream.decision.value != "approve"
     assert alerts > 0, "the comparison must cover alerts too"
+    assert_every_path_decides_with_the_served_costs(served, sent, streamed, tmp_path)
+
+
+def assert_every_path_decides_with_the_served_costs(
+    served: Served, sent: list[dict], streamed: dict[str, Decision], tmp_path: Path
+) -> None:
+    """After a change of costs (the graph serves ``SERVED_COSTS``, not the training run's), batch
+    scoring (``fraud-ray score``) decides each transaction as the stream did, every decision
+    records the costs it was made with, and monitoring prices the logged decisions with them."""
+    settings = served.settings
+    policy = CostPolicy.from_settings(settings.costs)
+    trained = CostPolicy.from_settings(CostSettings())
+    probabilities = np.array([streamed[t["transaction_id"]].fraud_probability for t in sent])
+    amounts = np.array([t["amount"] for t in sent])
+    changed = policy.decide(probabilities, amounts)[0] != trained.decide(probabilities, amounts)[0]
+    assert changed.any(), "the new costs must change some decisions, or the test shows nothing"
+    for decision in streamed.values():
+        assert decision.costs.model_dump() == settings.costs.model_dump()
+
+    file = tmp_path / "sent.parquet"
+    frame = pd.DataFrame(sent).assign(timestamp=lambda f: pd.to_datetime(f["timestamp"]))
+    frame.to_parquet(file, index=False)
+    model, _ = Registry(settings.mlflow).load(f"@{settings.serving.model_alias}")
+    mapping = DatasetMapping(
+        id=TRANSACTION_ID, time="timestamp", card="card_id", terminal="terminal_id", amount="amount"
+    )
+    out = tmp_path / "scored.parquet"
+    score_file(file, model, policy, out, settings.features, mapping)
+    scored = pd.read_parquet(out).set_index(TRANSACTION_ID)
+    for t in sent:
+        from_stream = streamed[t["transaction_id"]]
+        batch = scored.loc[t["transaction_id"]]
+        assert batch["fraud_probability"] == pytest.approx(from_stream.fraud_probability, abs=1e-6)
+        assert batch["decision"] == from_stream.decision.value
+
+    log = DecisionLog(settings.decisions.url)
+    ids = [t["transaction_id"] for t in sent]
+    logged = log.frame().set_index(TRANSACTION_ID).loc[ids]
+    assert (logged["review_cost"] == settings.costs.review_cost).all()
+    assert (logged["decline_cost"] == settings.costs.decline_cost).all()
+    labels = [(i, int(k % 7 == 0)) for k, i in enumerate(ids)]
+    log.record_labels(labels)
+    report = Monitor(settings, log).performance(START, START + timedelta(days=1))
+    fraud = np.array([label for _, label in labels])
+    expected = policy.realised_cost(logged["decision"].to_numpy(), amounts, fraud).sum()
+    mine = log.frame(START, START + timedelta(days=1))
+    others = mine[~mine[TRANSACTION_ID].isin(ids) & mine["is_fraud"].notna()]
+    assert others.empty, "only this test's transactions are labelled in its window"
+    realised = sum(day.realised_cost or 0.0 for day in report.days)
+    assert realised == pytest.approx(expected)
 
 
 def test_the_alert_and_decision_endpoints_read_the_log(served: Served) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fraud_ray.costs import CostPolicy
 from fraud_ray.registry import Registry
 from fraud_ray.schema import DatasetMapping
 from fraud_ray.scoring import score_file
@@ -53,8 +54,14 @@ def test_batch_scoring_writes_a_decision_per_transaction(
     model, _ = Registry(settings.mlflow).load("@champion")
     last_days = pd.Timestamp("2025-06-01", tz="UTC")
     out = tmp_path / "decisions.parquet"
+    policy = CostPolicy.from_settings(settings.costs)
     summary = score_file(
-        settings.data.raw_dir, model, out, settings.features, start=last_days.to_pydatetime()
+        settings.data.raw_dir,
+        model,
+        policy,
+        out,
+        settings.features,
+        start=last_days.to_pydatetime(),
     )
     decisions = pd.read_parquet(out)
     raw = pd.read_parquet(settings.data.raw_dir)
@@ -98,7 +105,8 @@ def test_own_data_without_cards_terminals_or_ids(ray_session: None, tmp_path: Pa
     model, _ = Registry(settings.mlflow).load(result.registered.uri)
     assert model.features == ["amount", "log_amount", "hour", "is_weekend", "is_night", "v1", "v2"]
     out = tmp_path / "scores.parquet"
-    summary = score_file(tmp_path / "own.csv", model, out, settings.features, mapping)
+    policy = CostPolicy.from_settings(settings.costs)
+    summary = score_file(tmp_path / "own.csv", model, policy, out, settings.features, mapping)
     assert summary.rows == rows
     assert set(pd.read_parquet(out)["transaction_id"]) == {str(i) for i in range(rows)}
 

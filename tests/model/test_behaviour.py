@@ -11,10 +11,12 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from fraud_ray.costs import CostPolicy
 from fraud_ray.features.definitions import MICROS_PER_DAY, MICROS_PER_HOUR
 from fraud_ray.features.online import OnlineFeatures
 from fraud_ray.features.state import Event, MemoryState
 from fraud_ray.model import FraudModel
+from fraud_ray.settings import CostSettings
 
 START = 1_750_000_000 * 1_000_000  # June 2025, in epoch microseconds
 USUAL = 40.0
@@ -104,8 +106,9 @@ def test_minimum_functionality_very_large_amounts_are_stopped(
     """
     online = OnlineFeatures(model.spec, MemoryState(model.spec))
     big = online.compute([Event("big", START, amount, "card-9", "shop-9")])
-    scored = model.score(big, np.array([amount]))
-    assert scored.actions[0] != "approve"
+    probability = model.probabilities(big)
+    actions, _ = CostPolicy.from_settings(CostSettings()).decide(probability, np.array([amount]))
+    assert actions[0] != "approve"
     fresh = OnlineFeatures(model.spec, MemoryState(model.spec))
     ordinary = fresh.compute([Event("usual", START, USUAL, "card-9", "shop-9")])
-    assert scored.probabilities[0] >= model.probabilities(ordinary)[0]
+    assert probability[0] >= model.probabilities(ordinary)[0]

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fraud_ray.costs import ActionThresholds, CostPolicy, Savings, threshold_actions
+from fraud_ray.costs import (
+    ActionThresholds,
+    CostPolicy,
+    Savings,
+    approve_all_cost,
+    realised_costs,
+    threshold_actions,
+)
 from fraud_ray.schema import Action
 from fraud_ray.settings import CostSettings
 
@@ -67,8 +74,8 @@ def test_realised_cost_refuses_unknown_actions() -> None:
 
 
 def test_approving_everything_costs_the_frauds_amounts() -> None:
-    assert POLICY.approve_all_cost([1000.0, 10.0, 200.0, 50.0], [1, 0, 0, 1]) == 1050.0
-    assert POLICY.approve_all_cost([], []) == 0.0
+    assert approve_all_cost([1000.0, 10.0, 200.0, 50.0], [1, 0, 0, 1]) == 1050.0
+    assert approve_all_cost([], []) == 0.0
 
 
 def test_threshold_baseline_declines_from_the_threshold_on() -> None:
@@ -142,3 +149,21 @@ def test_thresholds_agree_with_decide(
 def test_thresholds_need_a_positive_amount() -> None:
     with pytest.raises(ValueError, match="amount"):
         POLICY.thresholds(0.0)
+
+
+def test_each_decision_is_priced_with_its_own_fees() -> None:
+    """A log spans cost changes: a review made under a 3.0 fee still cost 3.0 after the fee went
+    to 5.0, and a policy's own realised cost is the same sum with one fee for all."""
+    actions = ["review", "review", "decline", "approve"]
+    amounts = [100.0, 100.0, 20.0, 70.0]
+    fraud = [0, 1, 0, 1]
+    per_row = realised_costs(actions, amounts, fraud, [3.0, 5.0, 0.0, 0.0], [10.0, 10.0, 12.0, 0.0])
+    assert per_row.tolist() == [3.0, 5.0, 12.0, 70.0]
+    assert (
+        realised_costs(actions, amounts, fraud, 3.0, 10.0).tolist()
+        == POLICY.realised_cost(actions, amounts, fraud).tolist()
+    )
+
+
+def test_fees_are_what_a_decision_records() -> None:
+    assert CostPolicy(2.5, 40.0).fees() == {"review_cost": 2.5, "decline_cost": 40.0}

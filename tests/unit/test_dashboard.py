@@ -28,10 +28,12 @@ from fraud_ray.monitoring.summaries import (
     ModelOutcome,
     PerformanceReport,
 )
-from fraud_ray.schema import Action, Decision, ModelRef, Reason, Transaction
+from fraud_ray.schema import Action, Decision, Fees, ModelRef, Reason, Transaction
 from fraud_ray.settings import Settings
 
 from ..dashboard_page import PLOTS, assert_self_contained, read_page
+
+FEES = Fees(review_cost=3.0, decline_cost=10.0)
 
 START = datetime(2025, 6, 1, tzinfo=UTC)
 DAYS = 3
@@ -66,6 +68,7 @@ def logged_decision(i: int, transaction_id: str | None = None) -> tuple[Decision
         expected_cost=3.0,
         reasons=reasons,
         model=ModelRef(name="fraud-ray", version="3"),
+        costs=FEES,
         scored_at=when + timedelta(milliseconds=40),
         latency_ms=4.0,
     )

@@ -38,7 +38,7 @@ def make_model(family: str, spec: FeatureSpec = SPEC) -> tuple[FraudModel, np.nd
         )
         raw = booster.predict(rows)
     calibrator = Calibrator().fit(raw, labels)
-    model = FraudModel(booster, family, calibrator, spec, CostPolicy(3.0, 10.0), {"note": "t"})
+    model = FraudModel(booster, family, calibrator, spec, {"note": "t"})
     return model, rows
 
 
@@ -48,7 +48,6 @@ def test_a_saved_bundle_scores_the_same(family: str, tmp_path: Path) -> None:
     loaded = FraudModel.load(model.save(tmp_path / "bundle"))
     np.testing.assert_allclose(loaded.probabilities(rows), model.probabilities(rows))
     assert loaded.spec == model.spec
-    assert loaded.policy == model.policy
     assert loaded.metadata == {"note": "t"}
 
 
@@ -72,9 +71,10 @@ def test_decisions_weigh_the_amount() -> None:
     uncertain = np.flatnonzero((probabilities > 0.01) & (probabilities < 0.5))
     assert uncertain.size, "the synthetic model should have uncertain rows"
     same = np.repeat(rows[uncertain[:1]], 2, axis=0)
-    scored = model.score(same, np.array([5.0, 5000.0]))
-    assert scored.probabilities[0] == scored.probabilities[1]
-    assert scored.actions.tolist() == ["approve", "review"]
+    probabilities = model.probabilities(same)
+    actions, _ = CostPolicy(3.0, 10.0).decide(probabilities, np.array([5.0, 5000.0]))
+    assert probabilities[0] == probabilities[1]
+    assert actions.tolist() == ["approve", "review"]
 
 
 def test_rows_of_the_wrong_width_are_refused() -> None:

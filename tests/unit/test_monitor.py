@@ -17,10 +17,12 @@ from fraud_ray.costs import CostPolicy
 from fraud_ray.decision_log import DecisionLog
 from fraud_ray.monitoring.monitor import Monitor, NotEnoughData
 from fraud_ray.registry import REFERENCE_SAMPLE, Registry
-from fraud_ray.schema import Action, Decision, ModelRef, Transaction
+from fraud_ray.schema import Action, Decision, Fees, ModelRef, Transaction
 from fraud_ray.settings import Settings
 
 from ..feature_samples import SHIFTED, features
+
+FEES = Fees(review_cost=3.0, decline_cost=10.0)
 
 DAY_ONE = datetime(2025, 6, 1, tzinfo=UTC)
 DAY_TWO = DAY_ONE + timedelta(days=1)
@@ -97,6 +99,7 @@ def write_decisions(
             decision=Action(actions[i]),
             expected_cost=float(costs[i]),
             model=ModelRef(name="fraud-monitor", version=versions[i]),
+            costs=FEES,
             scored_at=transactions[i].timestamp,
             latency_ms=1.0,
         )
@@ -209,6 +212,7 @@ def test_the_comparison_is_none_until_a_challenger_scored_in_shadow(logged: tupl
             decision=Action.DECLINE,
             expected_cost=1.0,
             model=ModelRef(name="fraud-monitor", version="4"),
+            costs=FEES,
             scored_at=served[tid].timestamp,
             latency_ms=1.0,
         )

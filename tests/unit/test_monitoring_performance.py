@@ -10,11 +10,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, precision_score, recall_score
 
-from fraud_ray.costs import CostPolicy
 from fraud_ray.monitoring.performance import compare_models, daily_performance
-from fraud_ray.settings import CostSettings
 
-POLICY = CostPolicy.from_settings(CostSettings(review_cost=3.0, decline_cost=10.0))
 NA = pd.NA
 
 # id, UTC time, card, amount, fraud_probability, decision, expected_cost, is_fraud
@@ -50,6 +47,8 @@ def logged(rows: list[tuple], version: str = "1") -> pd.DataFrame:
             "decision": actions,
             "expected_cost": expected,
             "model_version": version,
+            "review_cost": 3.0,
+            "decline_cost": 10.0,
             "is_fraud": pd.array(labels, dtype="Int8"),
         }
     )
@@ -79,7 +78,7 @@ def expected_figures(day: pd.DataFrame) -> dict[str, float]:
 def test_daily_performance_matches_scikit_learn_on_each_labelled_day() -> None:
     frame = logged(DECISIONS)
 
-    report = daily_performance(frame, POLICY, k=2)
+    report = daily_performance(frame, k=2)
 
     assert [day.day for day in report.days] == [date(2025, 6, d) for d in (1, 2, 3)]
     for day, rows in zip(report.days[:2], [frame.iloc[:6], frame.iloc[6:10]], strict=True):
@@ -100,7 +99,7 @@ def test_daily_performance_matches_scikit_learn_on_each_labelled_day() -> None:
 
 
 def test_card_precision_counts_a_card_found_once_only() -> None:
-    report = daily_performance(logged(DECISIONS), POLICY, k=2)
+    report = daily_performance(logged(DECISIONS), k=2)
     # Day one: top cards A (fraud) and B -> 1/2. Day two: A is blocked, D alone is legitimate
     # -> 0/2; scored day by day, A would have counted again (1/2).
     assert [day.card_precision_at_k for day in report.days] == [0.5, 0.0, None]
@@ -108,7 +107,7 @@ def test_card_precision_counts_a_card_found_once_only() -> None:
 
 
 def test_a_day_without_labels_has_counts_and_no_ratios() -> None:
-    report = daily_performance(logged(DECISIONS), POLICY, k=2)
+    report = daily_performance(logged(DECISIONS), k=2)
     waiting = report.days[2]
     assert (waiting.decisions, waiting.alerts, waiting.labelled, waiting.unlabelled) == (3, 2, 0, 3)
     assert waiting.frauds == 0
@@ -124,7 +123,7 @@ def test_a_day_without_alerts_or_frauds_has_no_precision_or_recall() -> None:
         ("q1", "2025-06-05 10:00:00", "A", 10.0, 0.01, "approve", 0.1, 0),
         ("q2", "2025-06-05 11:00:00", "B", 20.0, 0.02, "approve", 0.4, 0),
     ]
-    (day,) = daily_performance(logged(quiet), POLICY, k=2).days
+    (day,) = daily_performance(logged(quiet), k=2).days
     assert (day.precision, day.recall, day.average_precision) == (None, None, None)
     assert (day.realised_cost, day.savings) == (0.0, 0.0)
 
@@ -132,15 +131,28 @@ def test_a_day_without_alerts_or_frauds_has_no_precision_or_recall() -> None:
 def test_one_model_version_only() -> None:
     frame = pd.concat([logged(DECISIONS[:8], "1"), logged(DECISIONS[8:], "2")])
 
-    report = daily_performance(frame, POLICY, k=2, model_version="2")
+    report = daily_performance(frame, k=2, model_version="2")
 
     assert report.model_version == "2"
     assert [(day.day.day, day.decisions) for day in report.days] == [(2, 2), (3, 3)]
-    assert daily_performance(frame, POLICY, k=2, model_version="9").days == []
+    assert daily_performance(frame, k=2, model_version="9").days == []
 
 
 def test_an_empty_log_has_no_days() -> None:
-    assert daily_performance(logged(DECISIONS).iloc[:0], POLICY, k=2).days == []
+    assert daily_performance(logged(DECISIONS).iloc[:0], k=2).days == []
+
+
+def test_each_decision_is_priced_with_the_fees_it_was_made_with() -> None:
+    """Fees raised on the second day (review 3 -> 5, decline 10 -> 25): the first day's figures
+    stay what they were, the second day's reviews and wrong declines cost the new fees."""
+    frame = logged(DECISIONS)
+    second_day = frame["timestamp"] >= pd.Timestamp("2025-06-02", tz="UTC")
+    frame.loc[second_day, ["review_cost", "decline_cost"]] = [5.0, 25.0]
+    before, after = daily_performance(logged(DECISIONS), k=2), daily_performance(frame, k=2)
+    assert before.days[0].realised_cost == after.days[0].realised_cost
+    # Day two's labelled rows: t07 a declined fraud (free), t08 a wrongly declined payment.
+    assert before.days[1].realised_cost == 10.0
+    assert after.days[1].realised_cost == 25.0
 
 
 # Champion (served) and challenger (shadow) decisions on the same transactions.
@@ -178,7 +190,7 @@ CHALLENGER = {
 
 
 def test_compare_models_on_the_labelled_transactions_both_decided() -> None:
-    comparison = compare_models(logged(SERVED, "3"), shadow(CHALLENGER, "4"), POLICY, WINDOW)
+    comparison = compare_models(logged(SERVED, "3"), shadow(CHALLENGER, "4"), WINDOW)
 
     assert (comparison.window_start, comparison.window_end) == WINDOW
     # s1-s4: s5 has no label, s6 no shadow decision, s7 is outside the window.
@@ -211,7 +223,7 @@ def test_several_challengers_are_compared_on_what_all_of_them_decided() -> None:
         [shadow(CHALLENGER, "4"), shadow({"s1": (0.6, "decline"), "s2": (0.1, "approve")}, "10")]
     )
 
-    comparison = compare_models(logged(SERVED, "3"), both, POLICY, WINDOW)
+    comparison = compare_models(logged(SERVED, "3"), both, WINDOW)
 
     assert comparison.compared == 2
     assert [(o.role, o.model_version, o.labelled) for o in comparison.outcomes] == [
@@ -226,7 +238,7 @@ def test_several_challengers_are_compared_on_what_all_of_them_decided() -> None:
 def test_a_comparison_before_any_label_lists_the_models_and_nothing_else() -> None:
     served = logged(SERVED, "3").assign(is_fraud=pd.array([NA] * len(SERVED), dtype="Int8"))
 
-    comparison = compare_models(served, shadow(CHALLENGER, "4"), POLICY, WINDOW)
+    comparison = compare_models(served, shadow(CHALLENGER, "4"), WINDOW)
 
     assert (comparison.compared, comparison.agreement) == (0, None)
     assert [(o.model_version, o.labelled, o.precision) for o in comparison.outcomes] == [

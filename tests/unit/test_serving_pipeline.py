@@ -20,7 +20,6 @@ from fraud_ray.serving.pipeline import (
     DecisionPipeline,
     ModelRefused,
     ServingModel,
-    decide,
     events_from,
     probe_rows,
     render,
@@ -31,14 +30,14 @@ from .test_model import make_model
 SPEC = FeatureSpec()
 REF = ModelRef(name="fraud-test", version="3")
 START = datetime(2025, 5, 1, 9, tzinfo=UTC)
+POLICY = CostPolicy(review_cost=3.0, decline_cost=10.0)
 
 
 def pipeline(spec: FeatureSpec = SPEC) -> DecisionPipeline:
     model, _ = make_model("xgboost", spec)
     return DecisionPipeline(
         OnlineFeatures(spec, MemoryState(spec)),
-        ServingModel(model, REF, spec, reasons=3),
-        CostPolicy(review_cost=3.0, decline_cost=10.0),
+        ServingModel(model, REF, spec, POLICY, reasons=3, explain_all=True),
     )
 
 
@@ -62,10 +61,11 @@ def test_decisions_come_back_in_order_with_the_cheapest_action() -> None:
     assert [d.transaction_id for d in decisions] == ["t0", "t1", "t2"]
     probabilities = np.array([d.fraud_probability for d in decisions])
     assert np.all((probabilities >= 0) & (probabilities <= 1))
-    actions, costs = steps.policy.decide(probabilities, [12.0, 3000.0, 40.0])
+    actions, costs = POLICY.decide(probabilities, [12.0, 3000.0, 40.0])
     assert [d.decision.value for d in decisions] == list(actions)
     np.testing.assert_allclose([d.expected_cost for d in decisions], costs)
     assert all(d.model == REF and d.latency_ms >= 0 for d in decisions)
+    assert all(d.costs.review_cost == 3.0 and d.costs.decline_cost == 10.0 for d in decisions)
     assert all(d.scored_at.tzinfo is not None for d in decisions)
 
 
@@ -86,12 +86,11 @@ def test_reasons_are_the_largest_positive_contributions_in_words() -> None:
 def test_a_reason_without_a_value_says_there_is_no_history_yet() -> None:
     steps = pipeline()
     rows = steps.features.compute(events_from(transactions([5000.0])))
-    scores = steps.model.score(rows, np.array([5000.0]))
-    for j, unknown in zip(scores.reason_index[0], scores.reason_unknown[0], strict=True):
+    scored = steps.model.score(rows, np.array([5000.0]))
+    for j, unknown in zip(scored.reason_index[0], scored.reason_unknown[0], strict=True):
         assert bool(unknown) == bool(j >= 0 and np.isnan(rows[0, j]))
-    decided = decide(steps.policy, scores, np.array([5000.0]))
-    record = render(transactions([5000.0]), decided, SPEC, START)[0]
-    for reason, unknown in zip(record["reasons"], scores.reason_unknown[0], strict=False):
+    record = render(["t0"], scored, SPEC, START)[0]
+    for reason, unknown in zip(record["reasons"], scored.reason_unknown[0], strict=False):
         assert reason["description"].endswith(NO_HISTORY) == bool(unknown)
 
 
@@ -108,7 +107,7 @@ def test_a_model_of_other_feature_definitions_is_refused() -> None:
     other = FeatureSpec(windows_days=(1, 7))
     model, _ = make_model("xgboost", other)
     with pytest.raises(ModelRefused, match="other feature definitions"):
-        ServingModel(model, REF, SPEC, reasons=3)
+        ServingModel(model, REF, SPEC, POLICY, reasons=3)
 
 
 def test_a_model_that_cannot_score_fails_its_probe() -> None:
@@ -119,8 +118,8 @@ def test_a_model_that_cannot_score_fails_its_probe() -> None:
         xgb.DMatrix(rng.normal(size=(50, 3)), label=rng.integers(0, 2, 50)),
         num_boost_round=2,
     )
-    bad = FraudModel(broken, "xgboost", model.calibrator, SPEC, model.policy)
-    serving = ServingModel(bad, REF, SPEC, reasons=3)
+    bad = FraudModel(broken, "xgboost", model.calibrator, SPEC)
+    serving = ServingModel(bad, REF, SPEC, POLICY, reasons=3)
     with pytest.raises(ModelRefused, match="failed to score a probe batch"):
         serving.probe()
 
@@ -136,9 +135,7 @@ def test_probe_rows_describe_a_short_card_history() -> None:
 def test_no_reasons_when_none_are_asked_for() -> None:
     model, _ = make_model("xgboost", SPEC)
     steps = DecisionPipeline(
-        OnlineFeatures(SPEC, MemoryState(SPEC)),
-        ServingModel(model, REF, SPEC, reasons=0),
-        CostPolicy(3.0, 10.0),
+        OnlineFeatures(SPEC, MemoryState(SPEC)), ServingModel(model, REF, SPEC, POLICY, reasons=0)
     )
     assert steps.decide(transactions([5000.0]))[0]["reasons"] == []
 
@@ -161,11 +158,10 @@ def test_the_largest_accepted_amount_still_scores() -> None:
     assert 0 <= record["fraud_probability"] <= 1
 
 
-def test_with_a_policy_only_reviews_and_declines_get_reasons() -> None:
+def test_by_default_only_reviews_and_declines_get_reasons() -> None:
     model, _ = make_model("xgboost", SPEC)
-    policy = CostPolicy(3.0, 10.0)
     explained = DecisionPipeline(
-        OnlineFeatures(SPEC, MemoryState(SPEC)), ServingModel(model, REF, SPEC, 3, policy), policy
+        OnlineFeatures(SPEC, MemoryState(SPEC)), ServingModel(model, REF, SPEC, POLICY, 3)
     )
     everyone = pipeline()
     batch = transactions([0.5, 5000.0, 2.0, 8000.0])

@@ -11,11 +11,17 @@ import pytest
 
 from fraud_ray.decision_log import DecisionLog
 from fraud_ray.schema import ModelRef, Transaction
-from fraud_ray.serving.pipeline import ServingModel, amounts_of, decide, events_from, render
+from fraud_ray.serving.pipeline import (
+    ServingModel,
+    amounts_of,
+    events_from,
+    render,
+    transaction_ids,
+)
 from fraud_ray.serving.recorder import DecisionRecorder
 
 from .test_model import make_model
-from .test_serving_pipeline import SPEC, pipeline
+from .test_serving_pipeline import POLICY, SPEC, pipeline
 
 START = datetime(2025, 5, 1, 9, tzinfo=UTC)
 CHALLENGER = ModelRef(name="fraud-test", version="4")
@@ -35,13 +41,12 @@ def answered(first: int, count: int) -> tuple[list[Transaction], list[dict], np.
         for i in range(first, first + count)
     ]
     rows = steps.features.compute(events_from(batch))
-    amounts = amounts_of(batch)
-    decided = decide(steps.policy, steps.model.score(rows, amounts), amounts)
-    return batch, render(batch, decided, SPEC, datetime.now(UTC)), rows
+    scored = steps.model.score(rows, amounts_of(batch))
+    return batch, render(transaction_ids(batch), scored, SPEC, datetime.now(UTC)), rows
 
 
 def recorder(log: DecisionLog, max_pending: int = 1000) -> DecisionRecorder:
-    return DecisionRecorder(lambda: log, SPEC.names, pipeline().policy, max_pending)
+    return DecisionRecorder(lambda: log, SPEC.names, max_pending)
 
 
 @pytest.fixture
@@ -67,7 +72,7 @@ def test_decisions_the_caller_logs_itself_are_only_shadowed(log: DecisionLog) ->
     sink = recorder(log)
     transactions, decisions, rows = answered(0, 6)
     sink.add(transactions, decisions, rows, log=False)
-    challenger = ServingModel(make_model("lightgbm", SPEC)[0], CHALLENGER, SPEC, reasons=0)
+    challenger = ServingModel(make_model("lightgbm", SPEC)[0], CHALLENGER, SPEC, POLICY, reasons=0)
     flushed = sink.flush(sink.take(), shadow=challenger)
     assert (flushed.logged, flushed.shadowed) == (0, 6)
     assert log.count() == 0
@@ -82,7 +87,7 @@ def test_the_challenger_scores_the_same_rows_without_touching_the_answers(
     transactions, decisions, rows = answered(0, 8)
     before = [dict(d) for d in decisions]
     sink.add(transactions, decisions, rows, log=True)
-    challenger = ServingModel(make_model("lightgbm", SPEC)[0], CHALLENGER, SPEC, reasons=0)
+    challenger = ServingModel(make_model("lightgbm", SPEC)[0], CHALLENGER, SPEC, POLICY, reasons=0)
     sink.flush(sink.take(), shadow=challenger)
     assert decisions == before
     shadow = log.shadow_frame()

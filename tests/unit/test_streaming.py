@@ -16,7 +16,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from fraud_ray.decision_api import decode_cursor, encode_cursor
 from fraud_ray.decision_log import AlertCursor
-from fraud_ray.schema import Action, Decision, DecisionRecord, ModelRef, Transaction, to_json
+from fraud_ray.schema import Action, Decision, DecisionRecord, Fees, ModelRef, Transaction, to_json
 from fraud_ray.settings import KafkaSettings
 from fraud_ray.streaming.clients import consumer_config, producer_config, transactional_id
 from fraud_ray.streaming.codec import (
@@ -28,6 +28,8 @@ from fraud_ray.streaming.codec import (
     parse_transaction,
 )
 from fraud_ray.streaming.loop import StreamLoop, first_offsets, next_offsets
+
+FEES = Fees(review_cost=3.0, decline_cost=10.0)
 
 WHEN = "2025-06-02T14:00:00Z"
 
@@ -95,6 +97,7 @@ def decision(tx: str, action: Action = Action.APPROVE) -> DecisionRecord:
         decision=action,
         expected_cost=1.0,
         model=ModelRef(name="fraud-test", version="3"),
+        costs=FEES,
         scored_at=datetime(2025, 6, 2, tzinfo=UTC),
         latency_ms=2.0,
     ).model_dump(mode="json")
