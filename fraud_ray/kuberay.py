@@ -122,9 +122,8 @@ def runtime_requirements(lock: str, direct: list[str]) -> list[str]:
             current = canonical(match.group(1).split("[")[0])
             pins[current] = line.split()[0]
             parents[current] = set()
-        elif match := re.match(r"^\s+#\s+(?:via\s+)?([A-Za-z0-9_.\-]+)(?:\s|$)", line):
-            if match.group(1) != "via" and current:
-                parents[current].add(canonical(match.group(1)))
+        elif (match := re.match(r"^\s+#\s+(?:via\s+)?([A-Za-z0-9_.\-]+)", line)) and current:
+            parents[current].add(canonical(match.group(1)))
     needed = {canonical(re.split(r"[\[=<>~! ]", requirement)[0]) for requirement in direct}
     missing = needed - pins.keys()
     if missing:
