@@ -30,6 +30,7 @@ FOLDER = ROOT / "deploy" / "kuberay"
 CRDS = ROOT.parent / "shared" / "kuberay"
 LOCK = (ROOT / "requirements.lock").read_text()
 CRD_FOR = {"RayService": "ray.io_rayservices.yaml", "RayJob": "ray.io_rayjobs.yaml"}
+RAY_MANIFESTS = ["rayservice.yaml", "rayjob-tune.yaml", "rayjob-simulate.yaml"]
 SECRETISH = re.compile(r"TOKEN|PASSWORD|SECRET|KEY|_URL$|_URI$|DSN")
 
 
@@ -94,7 +95,7 @@ def secret_leaks(document: dict[str, Any]) -> list[str]:
     return leaks
 
 
-@pytest.mark.parametrize("name", ["rayservice.yaml", "rayjob-tune.yaml"])
+@pytest.mark.parametrize("name", RAY_MANIFESTS)
 def test_manifests_validate_against_the_kuberay_crds(name: str) -> None:
     document = manifest(name)
     jsonschema.validate(document, crd_schema(document["kind"]))
@@ -148,7 +149,7 @@ def test_serve_config_carries_the_settings_deployment_options() -> None:
 
 def test_every_ray_container_runs_the_locked_ray_with_token_auth() -> None:
     version = ray_version(LOCK)
-    for name in ["rayservice.yaml", "rayjob-tune.yaml"]:
+    for name in RAY_MANIFESTS:
         document = manifest(name)
         cluster = document["spec"].get("rayClusterConfig") or document["spec"]["rayClusterSpec"]
         assert cluster["rayVersion"] == version
