@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import tempfile
 import tomllib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -388,24 +389,24 @@ def built_serve_config(root: Path, env: Mapping[str, str] = CLUSTER_ENV) -> dict
     from fraud_ray.features.definitions import FeatureSpec
     from fraud_ray.serving import graph
 
-    out = root / ".serve-build.yaml"
     sys.modules.pop("serve_app", None)  # built afresh under this environment
     try:
         with (
+            tempfile.TemporaryDirectory() as folder,
             cluster_environment(env),
             mock.patch.object(
                 graph, "serving_spec", lambda s: FeatureSpec.from_settings(s.features)
             ),
         ):
+            out = Path(folder) / "serve-build.yaml"
             result = CliRunner().invoke(
                 build, ["serve_app:graph", "--app-dir", str(root), "-o", str(out)]
             )
-        if result.exit_code != 0:
-            raise RuntimeError(f"serve build failed: {result.output}") from result.exception
-        return yaml.safe_load(out.read_text())
+            if result.exit_code != 0:
+                raise RuntimeError(f"serve build failed: {result.output}") from result.exception
+            return yaml.safe_load(out.read_text())
     finally:
         sys.modules.pop("serve_app", None)
-        out.unlink(missing_ok=True)
 
 
 def manifests(root: Path, working_dir: str) -> dict[str, str]:

@@ -4,17 +4,18 @@
     python scripts/kuberay.py check
 
 `generate` keeps the working_dir URL the manifests already name unless given another; `check`
-exits 1 naming each file that differs from what `generate` would write now.
+exits 1 naming each file that differs from what `generate` would write now; both exit 2, with the
+reason, when the settings are invalid or `serve build` fails.
 """
 
 import argparse
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from fraud_ray.kuberay import WORKING_DIR, manifests, working_dir_of
+from fraud_ray.settings import SettingsError
 
-from fraud_ray.kuberay import WORKING_DIR, manifests, working_dir_of  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 FOLDER = ROOT / "deploy" / "kuberay"
 
@@ -26,7 +27,11 @@ def main() -> int:
     arguments = parser.parse_args()
     service = FOLDER / "rayservice.yaml"
     current = working_dir_of(service.read_text()) if service.exists() else WORKING_DIR
-    wanted = manifests(ROOT, arguments.working_dir or current)
+    try:
+        wanted = manifests(ROOT, arguments.working_dir or current)
+    except (SettingsError, RuntimeError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if arguments.command == "generate":
         FOLDER.mkdir(parents=True, exist_ok=True)
         for name, text in wanted.items():

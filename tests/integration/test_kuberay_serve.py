@@ -4,8 +4,8 @@ environment, answers a predict request: the config the cluster would run is the 
 What a pod has and this machine has not is stood in for: the Secret's keys by a test registry, a
 private Redis and SQLite decision log; the data volume by a temporary folder; the zip and the pip
 list of ``runtime_env`` by the repository on PYTHONPATH in the already-installed environment; the
-cluster's CPUs by as many logical CPUs on the head. Only the HTTP address changes in the config
-itself (port 8000 may be taken here).
+cluster's CPUs by as many logical CPUs on the head. In the config itself only that runtime_env and
+the HTTP address (port 8000 may be taken here) change.
 """
 
 from __future__ import annotations
