@@ -1,51 +1,40 @@
-"""`ray job submit -- python tune.py --model-name NAME --challenger` against its own `ray start`."""
+"""The tuning RayJob's entrypoint and runtime env, with `ray job submit` against a `ray start` head
+of its own (with `--model-name NAME --challenger` and one trial)."""
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import mlflow
 import ray
+import yaml
 
 from fraud_ray.settings import SimulatorSettings
 from fraud_ray.simulator import write_simulation
 
-from ..conftest import free_port
+from .ray_head import BIN, ray_head
 
 REPO = Path(__file__).parents[2]
-BIN = Path(sys.executable).parent
 
 
 def test_tune_py_runs_as_a_job_and_registers_a_model(tmp_path: Path) -> None:
     ray.shutdown()  # this test's cluster is a separate `ray start` head on loopback
     raw = tmp_path / "raw"
     write_simulation(SimulatorSettings(customers=300, terminals=600, days=75), raw)
-    dashboard = free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    subprocess.run(
-        [
-            BIN / "ray",
-            "start",
-            "--head",
-            f"--port={free_port()}",
-            "--node-ip-address=127.0.0.1",
-            "--num-cpus=2",
-            "--include-dashboard=true",
-            "--dashboard-host=127.0.0.1",
-            f"--dashboard-port={dashboard}",
-            "--disable-usage-stats",
-        ],
-        check=True,
-        env=env,
-        capture_output=True,
-    )
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PATH": f"{BIN}:{os.environ['PATH']}"}
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    runtime_env = {
+    job = yaml.safe_load((REPO / "deploy" / "kuberay" / "rayjob-tune.yaml").read_text())["spec"]
+    runtime_env = yaml.safe_load(job["runtimeEnvYAML"])
+    # The RayJob's runtime env, with the repository here instead of its zip, and the locked
+    # packages already installed instead of its pip list.
+    runtime_env["working_dir"] = str(REPO)
+    del runtime_env["pip"]
+    runtime_env |= {
         "env_vars": {
             "RAY_AUTH_MODE": "disabled",
             "FRAUD_RAY_MLFLOW_TRACKING_URI": tracking,
@@ -56,39 +45,38 @@ def test_tune_py_runs_as_a_job_and_registers_a_model(tmp_path: Path) -> None:
             "FRAUD_RAY_SPLIT_TRAIN_DAYS": "14",
         }
     }
-    submit = [
-        BIN / "ray",
-        "job",
-        "submit",
-        "--address",
-        f"http://127.0.0.1:{dashboard}",
-        "--working-dir",
-        str(REPO),
-        "--runtime-env-json",
-        json.dumps(runtime_env),
-        "--",
-        sys.executable,
-        "tune.py",
-        "--data",
-        str(raw),
-        "--trials",
-        "1",
-        "--model-name",
-        "submitted",
-        "--challenger",
-    ]
-    try:
+    with ray_head(env, 2, tmp_path / "ray-head.log") as address:
+        submit = [
+            BIN / "ray",
+            "job",
+            "submit",
+            "--address",
+            address,
+            "--runtime-env-json",
+            json.dumps(runtime_env),
+            "--",
+            *shlex.split(job["entrypoint"]),  # the RayJob's, with this test's smaller run
+            "--data",
+            str(raw),
+            "--trials",
+            "1",
+            "--model-name",
+            "submitted",
+            "--challenger",
+        ]
         for _ in range(30):
-            job = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=1200)
-            # A fresh head answers HTTP before its job agent is up; Ray says so and asks to retry.
-            if "No available agent" not in job.stderr:
+            submitted = subprocess.run(
+                submit, env=env, capture_output=True, text=True, timeout=1200
+            )
+            # A fresh head refuses connections, then answers before its job agent is up: until
+            # the job is in, try again.
+            if "submitted successfully" in submitted.stdout:
                 break
             time.sleep(2)
-    finally:
-        subprocess.run([BIN / "ray", "stop", "--force"], env=env, capture_output=True)
-    assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
-    assert "succeeded" in job.stdout
-    summary = json.loads(next(line for line in job.stdout.splitlines() if line.startswith("{")))
+    assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-3000:]
+    assert "succeeded" in submitted.stdout
+    lines = submitted.stdout.splitlines()
+    summary = json.loads(next(line for line in lines if line.startswith("{")))
     assert summary["model_uri"] == "models:/submitted/1"
     assert summary["alias"] == "challenger"
     client = mlflow.MlflowClient(tracking_uri=tracking)

@@ -1,0 +1,54 @@
+"""A `ray start --head` of a test's own, on loopback ports nobody else holds, stopped by its process
+group (never `ray stop`, which would stop every Ray on the machine)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from ..conftest import free_port
+
+BIN = Path(sys.executable).parent
+
+
+@contextmanager
+def ray_head(env: dict[str, str], num_cpus: int, log: Path) -> Iterator[str]:
+    """Yield the head's dashboard address (where `ray job submit` and `serve deploy` go).
+
+    ``env`` is the head's whole environment, as a pod's is: its processes, and so the Serve
+    replicas and job drivers, inherit it.
+    """
+    dashboard = free_port()
+    command = [
+        str(BIN / "ray"),
+        "start",
+        "--head",
+        "--block",
+        f"--port={free_port()}",
+        "--node-ip-address=127.0.0.1",
+        f"--num-cpus={num_cpus}",
+        "--include-dashboard=true",
+        "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={dashboard}",
+        f"--dashboard-agent-listen-port={free_port()}",
+        f"--ray-client-server-port={free_port()}",
+        f"--metrics-export-port={free_port()}",
+        "--disable-usage-stats",
+    ]
+    with log.open("w") as output:
+        head = subprocess.Popen(
+            command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        yield f"http://127.0.0.1:{dashboard}"
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        with suppress(subprocess.TimeoutExpired):
+            head.wait(timeout=30)
+        with suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGKILL)  # whatever of the group outlived the head
