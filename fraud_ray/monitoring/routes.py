@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 
 from fraud_ray.http import Problem
-from fraud_ray.monitoring.dashboard import NO_CHALLENGER
+from fraud_ray.monitoring.charts import NO_CHALLENGER
 from fraud_ray.monitoring.drift import NotEnoughData
 from fraud_ray.monitoring.service import MonitoringService
 from fraud_ray.monitoring.summaries import DriftSummary, ModelComparison, PerformanceReport

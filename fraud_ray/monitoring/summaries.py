@@ -8,6 +8,8 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fraud_ray.decision_api import LoggedDecisionView
+
 
 class Summary(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -105,3 +107,70 @@ class SummarySource(Protocol):
     ) -> ModelComparison | None:
         """``None`` when no challenger is scored in shadow."""
         ...
+
+
+class HourlyDecisions(Summary):
+    hour: datetime = Field(description="start of the hour of transaction time, UTC")
+    approve: int
+    review: int
+    decline: int
+
+
+class ScoreHistogram(Summary):
+    edges: list[float] = Field(description="bin edges over the fraud probability, 0 to 1")
+    approved: list[int]
+    alerted: list[int] = Field(description="review and decline")
+
+
+class DashboardData(Summary):
+    """Everything the page shows, gathered once: rendering reads nothing else."""
+
+    generated_at: datetime
+    window_start: datetime
+    window_end: datetime
+    label_delay_days: int
+    decisions: int
+    unlabelled: int
+    hourly: list[HourlyDecisions]
+    scores: ScoreHistogram
+    drift: DriftSummary | None
+    drift_unavailable: str | None = Field(
+        description="why there is no drift verdict, in a sentence"
+    )
+    performance: PerformanceReport
+    comparison: ModelComparison | None = Field(description="None: no challenger in shadow")
+    recent_alerts: list[LoggedDecisionView]
+
+    @property
+    def reviews(self) -> int:
+        return sum(hour.review for hour in self.hourly)
+
+    @property
+    def declines(self) -> int:
+        return sum(hour.decline for hour in self.hourly)
+
+    @property
+    def alerts(self) -> int:
+        return self.reviews + self.declines
+
+    @property
+    def alert_rate(self) -> float | None:
+        return self.alerts / self.decisions if self.decisions else None
+
+    @property
+    def unlabelled_share(self) -> float | None:
+        return self.unlabelled / self.decisions if self.decisions else None
+
+    @property
+    def latest_judged_day(self) -> DayPerformance | None:
+        """The newest day whose labels say anything about precision or recall."""
+        judged = [
+            day
+            for day in self.performance.days
+            if day.precision is not None or day.recall is not None
+        ]
+        return judged[-1] if judged else None
+
+    @property
+    def drifted_features(self) -> list[FeatureDrift]:
+        return [] if self.drift is None else [f for f in self.drift.features if f.drifted]

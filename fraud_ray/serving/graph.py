@@ -16,17 +16,14 @@ whatever a deployment's methods call must be defined above it.
 """
 
 import asyncio
-import hmac
 import itertools
 import logging
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import Depends, HTTPException, Request, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, HTTPException, Response
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
@@ -41,6 +38,7 @@ from fraud_ray.monitoring.routes import router as monitoring_router
 from fraud_ray.monitoring.service import MonitoringService
 from fraud_ray.registry import Registry
 from fraud_ray.schema import Decision, DecisionRecord, Transaction
+from fraud_ray.serving.access import operator
 from fraud_ray.serving.api import (
     BatchRequest,
     BatchResponse,
@@ -61,8 +59,10 @@ from fraud_ray.serving.pipeline import (
 from fraud_ray.serving.recorder import DecisionRecorder
 from fraud_ray.serving.rollout import (
     ModelAbout,
+    RolloutTimeout,
     challenger,
     load_model,
+    roll_out,
     rollout_actor,
     serving_spec,
 )
@@ -77,7 +77,6 @@ api = problem_app(
 )
 api.include_router(decision_log_router)  # /api/v1/alerts and /api/v1/decisions/*
 api.include_router(monitoring_router)  # /dashboard and /api/v1/monitoring/*
-bearer = HTTPBearer(auto_error=False, description="serving.reload_token")
 
 
 @serve.deployment
@@ -162,16 +161,6 @@ class DecisionStep:
         self, transaction_ids: list[str], scored: Scored, received_at: datetime
     ) -> list[DecisionRecord]:
         return render(transaction_ids, scored, self.spec, received_at)
-
-
-def _authorised(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> None:
-    token = request.app.state.reload_token
-    if credentials is None:
-        raise HTTPException(401, "missing bearer token: send Authorization: Bearer <token>")
-    if not hmac.compare_digest(credentials.credentials.encode(), token.encode()):
-        raise HTTPException(401, "wrong bearer token")
 
 
 @serve.deployment
@@ -348,7 +337,7 @@ class Ingress:
         response_model=ReloadResponse,
         responses={401: {"model": Problem}, 409: {"model": Problem}, 504: {"model": Problem}},
     )
-    async def reload(self, _: Annotated[None, Depends(_authorised)]) -> ReloadResponse:
+    async def reload(self, _: Annotated[None, Depends(operator)]) -> ReloadResponse:
         """Load the alias's current version into every Scorer replica, or refuse it."""
         serving = self.settings.serving
         previous: ModelAbout = await self.scorer.info.remote()
@@ -359,26 +348,17 @@ class Ingress:
         except ModelRefused as refused:
             raise HTTPException(409, f"reload refused, still serving: {refused}") from None
         version = candidate.model.ref.version
-        rollout = rollout_actor(self.app_name)
-        await rollout.set_target.remote(version)
-        deadline = time.monotonic() + serving.reload_timeout_s
-        stale_after = 4 * serving.reload_poll_s
-        while True:
-            replicas = await rollout.status.remote(stale_after)
-            errors = [error for v, error in replicas.values() if error and v != version]
-            if errors:
-                await rollout.set_target.remote(previous.ref.version)
-                raise HTTPException(409, f"reload refused by a Scorer replica: {errors[0]}")
-            if replicas and all(v == version for v, _ in replicas.values()):
-                break
-            if time.monotonic() > deadline:
-                raise HTTPException(504, f"Scorer replicas did not all load version {version}")
-            await asyncio.sleep(serving.reload_poll_s / 2)
+        try:
+            replicas = await roll_out(self.app_name, version, previous.ref.version, serving)
+        except ModelRefused as refused:
+            raise HTTPException(409, str(refused)) from None
+        except RolloutTimeout as late:
+            raise HTTPException(504, str(late)) from None
         return ReloadResponse(
             name=candidate.model.ref.name,
             version=version,
             previous_version=previous.ref.version,
-            replicas=len(replicas),
+            replicas=replicas,
         )
 
 

@@ -9,6 +9,7 @@ requests in flight finish on the model they started with and none is dropped.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from fraud_ray.features.definitions import FeatureSpec
 from fraud_ray.registry import Registry
 from fraud_ray.schema import ModelRef
 from fraud_ray.serving.pipeline import ModelRefused, ServingModel
-from fraud_ray.settings import Settings
+from fraud_ray.settings import ServingSettings, Settings
 
 logger = logging.getLogger("ray.serve")
 
@@ -140,3 +141,32 @@ def rollout_actor(app_name: str) -> Any:
     return ModelRollout.options(  # type: ignore[attr-defined]
         name=f"rollout-{app_name}", namespace="fraud-ray", get_if_exists=True
     ).remote()
+
+
+class RolloutTimeout(TimeoutError):
+    """Not every live Scorer replica reported the new version in time."""
+
+
+async def roll_out(app_name: str, version: str, previous: str, serving: ServingSettings) -> int:
+    """Make ``version`` the target and wait until every live Scorer replica serves it; returns how
+    many do.
+
+    A replica that refuses it (``ModelRefused``: it failed to load or probe there) puts the
+    ``previous`` version back as the target, so the replicas that had switched return to it, and
+    the refusal is raised; ``RolloutTimeout`` when ``serving.reload_timeout_s`` runs out first.
+    """
+    rollout = rollout_actor(app_name)
+    await rollout.set_target.remote(version)
+    deadline = time.monotonic() + serving.reload_timeout_s
+    stale_after = 4 * serving.reload_poll_s
+    while True:
+        replicas = await rollout.status.remote(stale_after)
+        errors = [error for v, error in replicas.values() if error and v != version]
+        if errors:
+            await rollout.set_target.remote(previous)
+            raise ModelRefused(f"reload refused by a Scorer replica: {errors[0]}")
+        if replicas and all(v == version for v, _ in replicas.values()):
+            return len(replicas)
+        if time.monotonic() > deadline:
+            raise RolloutTimeout(f"Scorer replicas did not all load version {version}")
+        await asyncio.sleep(serving.reload_poll_s / 2)
