@@ -41,6 +41,7 @@ from fraud_ray.schema import (
     ModelRef,
     Reason,
     Transaction,
+    instant_text,
     to_json,
 )
 
@@ -48,6 +49,8 @@ SUPPORTED_DIALECTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 # The key of the PostgreSQL advisory lock held while the tables are created: the bytes of
 # "fraud_lo", a number no other application on the same database is likely to lock.
 SCHEMA_LOCK_ID = 0x66726175645F6C6F
+# Ids per query of ``DecisionLog.logged``: far below the bound parameters SQLite accepts.
+LOOKUP_CHUNK = 2000
 
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
@@ -329,6 +332,41 @@ class DecisionLog:
                 )
             ).one_or_none()
         return None if row is None else _logged(row._mapping)
+
+    def logged(self, transaction_ids: Sequence[str]) -> dict[str, DecisionRecord]:
+        """The decisions already logged for any of these transaction ids, as the graph answered
+        them: what a transaction sent again is answered with, so that every answer for an id is
+        the one the log keeps. Ids never logged are absent."""
+        table = decisions_table.c
+        columns = [
+            table[TRANSACTION_ID],
+            table.fraud_probability,
+            table.decision,
+            table.expected_cost,
+            table.reasons,
+            table.model_name,
+            table.model_version,
+            table.scored_at,
+            table.latency_ms,
+        ]
+        unique = list(dict.fromkeys(transaction_ids))
+        found: dict[str, DecisionRecord] = {}
+        with self.engine.connect() as connection:
+            for start in range(0, len(unique), LOOKUP_CHUNK):
+                chunk = unique[start : start + LOOKUP_CHUNK]
+                query = sa.select(*columns).where(table[TRANSACTION_ID].in_(chunk))
+                for row in connection.execute(query):
+                    found[row.transaction_id] = {
+                        TRANSACTION_ID: row.transaction_id,
+                        "fraud_probability": row.fraud_probability,
+                        "decision": row.decision,
+                        "expected_cost": row.expected_cost,
+                        "reasons": row.reasons,
+                        "model": {"name": row.model_name, "version": row.model_version},
+                        "scored_at": instant_text(row.scored_at),
+                        "latency_ms": row.latency_ms,
+                    }
+        return found
 
     def alerts(self, limit: int, before: AlertCursor | None = None) -> list[LoggedDecision]:
         """Decisions other than approve, newest first: ``limit`` of them, after ``before`` (the

@@ -116,6 +116,17 @@ class DecisionLogContract:
         assert first is not None
         assert (first.decision.decision, first.decision.model.version) == (Action.APPROVE, "1")
 
+    def test_a_lookup_answers_the_first_decision_of_each_logged_id(self, log: DecisionLog) -> None:
+        write(log, [0, 1, 2])
+        write(log, [1, 2], action=Action.DECLINE, version="2")
+        found = log.logged(["tx-00002", "tx-00000", "tx-00077", "tx-00000"])
+        assert set(found) == {"tx-00000", "tx-00002"}, "ids never logged are absent"
+        for i in (0, 2):
+            assert Decision.model_validate(found[f"tx-{i:05d}"]) == Decision.model_validate(
+                decision(i)
+            ), "the decision as first written, in the graph's JSON form"
+        assert log.logged([]) == {}
+
     def test_a_batch_mixing_old_and_new_transactions_adds_the_new_ones(
         self, log: DecisionLog
     ) -> None:
