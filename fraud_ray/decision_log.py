@@ -388,14 +388,17 @@ class DecisionLog:
         with self.engine.connect() as connection:
             return [_logged(row._mapping) for row in connection.execute(query)]
 
-    def last_transaction_time(self) -> datetime | None:
-        """The latest transaction time logged, None while the log is empty. Monitoring windows
-        end there by default rather than at the clock: a stream replayed or held up for a day is
-        still judged on its own latest day."""
+    def last_transaction_time(self, not_after: datetime | None = None) -> datetime | None:
+        """The latest transaction time logged (at or before ``not_after``, when given), None
+        while there is none. Monitoring windows end there by default rather than at the clock:
+        a stream replayed or held up for a day is still judged on its own latest day. The bound
+        keeps one transaction dated years ahead from moving every window past all the others."""
+        column = decisions_table.c[TIMESTAMP]
+        query = sa.select(sa.func.max(column))
+        if not_after is not None:
+            query = query.where(column <= sa.literal(not_after, UtcDateTime))
         with self.engine.connect() as connection:
-            return connection.execute(
-                sa.select(sa.func.max(decisions_table.c[TIMESTAMP]))
-            ).scalar_one()
+            return connection.execute(query).scalar_one()
 
     def count(self) -> int:
         with self.engine.connect() as connection:

@@ -62,6 +62,14 @@ MAX_FUTURE = "max_future"
 DEFAULT_MAX_FUTURE_S = 3600.0
 
 
+def latest_accepted(max_future_s: float | None) -> datetime:
+    """The latest transaction time validation accepts now (``serving.max_future_s`` ahead of the
+    clock): what a monitoring window may end at, whatever the log holds from before the bound."""
+    if max_future_s is None:
+        return LATEST_TIMESTAMP
+    return datetime.now(UTC) + timedelta(seconds=max_future_s)
+
+
 def _text_without_controls(value: str | None) -> str | None:
     """Identifiers are printable: a NUL byte cannot even be stored by PostgreSQL, and other
     control characters break every log line and CSV export they reach."""

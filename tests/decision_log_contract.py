@@ -210,6 +210,14 @@ class DecisionLogContract:
         assert last is not None
         assert last.tzinfo == UTC
 
+    def test_the_last_transaction_time_can_leave_out_times_past_a_bound(
+        self, log: DecisionLog
+    ) -> None:
+        write(log, [5, 2, 9, 1])
+        assert log.last_transaction_time(transaction(9).timestamp) == transaction(9).timestamp
+        assert log.last_transaction_time(transaction(8).timestamp) == transaction(5).timestamp
+        assert log.last_transaction_time(transaction(0).timestamp) is None
+
     def test_a_window_frame_has_one_row_per_decision_with_nullable_labels(
         self, log: DecisionLog
     ) -> None:
