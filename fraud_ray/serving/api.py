@@ -15,7 +15,7 @@ from typing import Any, Literal
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException
 
 from fraud_ray.decision_log import AlertCursor, LoggedDecision
@@ -28,8 +28,26 @@ class Envelope(BaseModel):
 
 class BatchRequest(Envelope):
     transactions: list[Transaction] = Field(
-        min_length=1, description="at most serving.max_batch_transactions (default 10,000)"
+        min_length=1,
+        description="at most serving.max_batch_transactions (default 10,000), each id once",
     )
+
+    @field_validator("transactions")
+    @classmethod
+    def _each_id_once(cls, transactions: list[Transaction]) -> list[Transaction]:
+        """Two payments under one id would get two answers where the log keeps one: the
+        request is refused (422) rather than half-audited."""
+        seen: set[str] = set()
+        repeated: dict[str, None] = {}
+        for transaction in transactions:
+            if transaction.transaction_id in seen:
+                repeated[transaction.transaction_id] = None
+            seen.add(transaction.transaction_id)
+        if repeated:
+            shown = ", ".join(repr(tx) for tx in list(repeated)[:5])
+            more = f" and {len(repeated) - 5} more" if len(repeated) > 5 else ""
+            raise ValueError(f"transaction ids must be distinct in a batch: {shown}{more} repeated")
+        return transactions
 
 
 class BatchResponse(Envelope):
