@@ -9,8 +9,9 @@ output and the offsets are one Kafka transaction and a ``read_committed`` reader
 The log is written before anything is produced, so a log that is away holds the batch up without
 producing its decisions again on every retry.
 
-A transaction id decided before (a producer's retry, a replayed topic, twice in one batch) is not
-decided again: the decision the log keeps is produced again, with a ``replay`` header, so every
+A transaction id decided before (a producer's retry, a replayed topic, twice in one batch, or this
+batch's own retry after the log took it and the broker did not) is not decided again: the decision
+the log keeps is produced again, and its alert if it has one, with a ``replay`` header, so every
 answer for an id is the one the log can show.
 
 A batch that fails because a service is away (``Unavailable``: the graph restarting, the log or the
@@ -351,9 +352,10 @@ class StreamLoop:
             self.sink.produce(
                 kafka.decisions_topic, value=value, key=key, headers=headers, on_delivery=delivered
             )
-            if replay:
-                replayed += 1
-            elif decision["decision"] != Action.APPROVE:
+            replayed += replay
+            # A replay alerts again: it may be this batch's own retry after the log took it and
+            # the broker did not, whose alert nobody has seen yet.
+            if decision["decision"] != Action.APPROVE:
                 alerts += 1
                 self.sink.produce(
                     kafka.alerts_topic, value=value, key=key, headers=headers, on_delivery=delivered

@@ -31,7 +31,8 @@ class PoolMetrics:
         self.transactions = Counter(
             "fraud_ray_stream_transactions",
             description="Messages the pool took off the input topic, by outcome "
-            "(decided, dead_lettered; replayed: decided before, answered from the log).",
+            "(decided, dead_lettered; replayed: answered from the log, as an id sent again or a batch "
+            "retried after the log took it).",
             tag_keys=("group", "consumer", "outcome"),
         )
         self.unknown_fields = Counter(

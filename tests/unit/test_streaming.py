@@ -486,7 +486,7 @@ def test_a_transaction_sent_again_gets_the_logged_decision_marked_as_a_replay() 
     r.loop.step()
     outcome = r.loop.step()
     assert outcome is not None
-    assert (outcome.decided, outcome.replayed, outcome.alerts) == (3, 2, 0)
+    assert (outcome.decided, outcome.replayed, outcome.alerts) == (3, 2, 1)
     assert r.graph.calls == [["a"], ["b"]], "each id decided once"
     produced = [p for p in r.sink.produced if p[0] == "decisions"]
     replays = [decode_decision(p[2]) for p in produced if p[3].get("replay") == "true"]
@@ -494,6 +494,19 @@ def test_a_transaction_sent_again_gets_the_logged_decision_marked_as_a_replay() 
     assert replays[0].decision == Action.DECLINE, "the logged decision, not a new one"
     assert replays[1] == decode_decision(produced[2][2]), "the batch's own decision for b"
     assert r.log.rows == {"a": "decline", "b": "approve"}
+
+
+def test_a_batch_retried_after_the_log_took_it_still_alerts() -> None:
+    batch = [Message(encoded(body("big", amount=500)), 0, 1)]
+    r = rig([batch, batch])
+    r.sink.undelivered = 1
+    assert r.loop.step() is None
+    r.sink.undelivered = 0
+    outcome = r.loop.step()
+    assert outcome is not None and (outcome.replayed, outcome.alerts) == (1, 1)
+    alerts = [p for p in r.sink.produced if p[0] == "alerts"]
+    assert len(alerts) == 2 and alerts[-1][3]["replay"] == "true"
+    assert r.graph.calls == [["big"]], "decided once"
 
 
 def test_unknown_fields_are_counted_not_dead_lettered() -> None:
