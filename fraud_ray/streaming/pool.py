@@ -25,6 +25,8 @@ import ray
 from ray import serve
 from ray.exceptions import ActorUnavailableError, RayError, RayTaskError
 from ray.serve.exceptions import RayServeException
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -124,15 +126,30 @@ class Consumer:
         return self.loop.stats
 
 
+# Causes, inside a replica, that say a service behind the graph is away rather than anything about
+# the batch: a deployment it calls died or is late, Redis (the feature state) is unreachable.
+AWAY_IN_THE_GRAPH: tuple[type[BaseException], ...] = (
+    RayError,
+    RayServeException,
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
 @contextmanager
 def graph_errors() -> Iterator[None]:
-    """The graph's failures that mean "away" (a replica or actor dead, restarting, or late) as
-    ``Unavailable``. An exception raised by a replica's own code comes as a ``RayTaskError``
-    that is also an instance of its cause: it says something about the batch, and stays as it is
-    (unless its cause is a lost connection, which the loop treats as "away" anyway)."""
+    """The graph's failures that mean "away" (a replica or actor dead, restarting, or late, the
+    feature state unreachable) as ``Unavailable``. Any other exception raised by a replica's own
+    code comes as a ``RayTaskError`` that is also an instance of its cause: it says something
+    about the batch, and stays as it is."""
     try:
         yield
-    except RayTaskError:
+    except RayTaskError as error:
+        if isinstance(error.cause, AWAY_IN_THE_GRAPH):
+            cause = error.cause
+            raise Unavailable(f"the Serve graph: {type(cause).__name__}: {cause}") from error
         raise
     except (RayError, RayServeException) as error:
         raise Unavailable(f"the Serve graph: {type(error).__name__}: {error}") from error

@@ -25,10 +25,12 @@ import httpx
 import numpy as np
 import pytest
 import ray
+import redis
 import sqlalchemy as sa
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from ray import serve
+from ray.exceptions import ActorDiedError, GetTimeoutError, RayTaskError
 
 from fraud_ray.decision_log import DecisionLog, decisions_table
 from fraud_ray.model import FraudModel
@@ -36,7 +38,8 @@ from fraud_ray.schema import TRANSACTION_ID, Decision
 from fraud_ray.serving.graph import build_graph
 from fraud_ray.settings import KafkaSettings, Settings
 from fraud_ray.streaming.codec import decode_decision, header_map
-from fraud_ray.streaming.pool import ConsumerPool
+from fraud_ray.streaming.loop import Unavailable
+from fraud_ray.streaming.pool import ConsumerPool, graph_errors, log_errors
 
 from ..conftest import ensure_ray, free_port
 from .conftest import KafkaBroker
@@ -706,3 +709,37 @@ def scrape(port: int) -> tuple[set[str], list[str]]:
         line for line in text.splitlines() if line.startswith("ray_fraud_ray_consumer_lag")
     ]
     return exported, lag_lines
+
+
+@pytest.mark.parametrize(
+    ("raised", "away"),
+    [
+        (RayTaskError("decide_for_log", "tb", ValueError("model refuses")), False),
+        (RayTaskError("decide_for_log", "tb", redis.exceptions.ConnectionError("down")), True),
+        (RayTaskError("decide_for_log", "tb", ActorDiedError()), True),
+        (GetTimeoutError("late"), True),
+    ],
+)
+def test_the_graphs_errors_are_told_apart_from_a_batchs_fault(
+    raised: Exception, away: bool
+) -> None:
+    """A service behind the graph that is away retries the batch as it is; anything else the
+    replica raised is the batch's fault, which isolates the message in it."""
+    error = raised.as_instanceof_cause() if isinstance(raised, RayTaskError) else raised
+    with pytest.raises(Unavailable if away else ValueError), graph_errors():
+        raise error
+
+
+def test_an_unreachable_log_is_away_and_a_refused_value_is_the_batchs_fault(
+    postgres_url: str,
+) -> None:
+    unreachable = DecisionLog(postgres_url)
+    unreachable.engine = sa.create_engine(f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/x")
+    with pytest.raises(Unavailable, match="the decision log"), log_errors():
+        unreachable.logged(["a"])
+    log = DecisionLog(postgres_url)
+    try:
+        with pytest.raises(sa.exc.DataError), log_errors(), log.engine.connect() as connection:
+            connection.execute(sa.text("select cast('x' as integer)"))
+    finally:
+        log.close()
