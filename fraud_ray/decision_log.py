@@ -42,6 +42,7 @@ from fraud_ray.schema import (
     ModelRef,
     Reason,
     Transaction,
+    instant_text,
     to_json,
 )
 
@@ -51,6 +52,8 @@ SUPPORTED_DIALECTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 # The key of the PostgreSQL advisory lock held while the tables are created: the bytes of
 # "fraud_lo", a number no other application on the same database is likely to lock.
 SCHEMA_LOCK_ID = 0x66726175645F6C6F
+# Ids per query of ``DecisionLog.logged``: far below the bound parameters SQLite accepts.
+LOOKUP_CHUNK = 2000
 
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
@@ -340,6 +343,47 @@ class DecisionLog:
             ).one_or_none()
         return None if row is None else _logged(row._mapping)
 
+    def logged(self, transaction_ids: Sequence[str]) -> dict[str, DecisionRecord]:
+        """The decisions already logged for any of these transaction ids, as the graph answered
+        them: what a transaction sent again is answered with, so that every answer for an id is
+        the one the log keeps. Ids never logged are absent."""
+        table = decisions_table.c
+        columns = [
+            table[TRANSACTION_ID],
+            table.fraud_probability,
+            table.decision,
+            table.expected_cost,
+            table.reasons,
+            table.model_name,
+            table.model_version,
+            table[REVIEW_COST],
+            table[DECLINE_COST],
+            table.scored_at,
+            table.latency_ms,
+        ]
+        unique = list(dict.fromkeys(transaction_ids))
+        found: dict[str, DecisionRecord] = {}
+        with self.engine.connect() as connection:
+            for start in range(0, len(unique), LOOKUP_CHUNK):
+                chunk = unique[start : start + LOOKUP_CHUNK]
+                query = sa.select(*columns).where(table[TRANSACTION_ID].in_(chunk))
+                for row in connection.execute(query):
+                    found[row.transaction_id] = {
+                        TRANSACTION_ID: row.transaction_id,
+                        "fraud_probability": row.fraud_probability,
+                        "decision": row.decision,
+                        "expected_cost": row.expected_cost,
+                        "reasons": row.reasons,
+                        "model": {"name": row.model_name, "version": row.model_version},
+                        "costs": {
+                            REVIEW_COST: row.review_cost,
+                            DECLINE_COST: row.decline_cost,
+                        },
+                        "scored_at": instant_text(row.scored_at),
+                        "latency_ms": row.latency_ms,
+                    }
+        return found
+
     def alerts(self, limit: int, before: AlertCursor | None = None) -> list[LoggedDecision]:
         """Decisions other than approve, newest first: ``limit`` of them, after ``before`` (the
         ``cursor`` of the last alert of the previous page) when given."""
@@ -360,14 +404,17 @@ class DecisionLog:
         with self.engine.connect() as connection:
             return [_logged(row._mapping) for row in connection.execute(query)]
 
-    def last_transaction_time(self) -> datetime | None:
-        """The latest transaction time logged, None while the log is empty. Monitoring windows
-        end there by default rather than at the clock: a stream replayed or held up for a day is
-        still judged on its own latest day."""
+    def last_transaction_time(self, not_after: datetime | None = None) -> datetime | None:
+        """The latest transaction time logged (at or before ``not_after``, when given), None
+        while there is none. Monitoring windows end there by default rather than at the clock:
+        a stream replayed or held up for a day is still judged on its own latest day. The bound
+        keeps one transaction dated years ahead from moving every window past all the others."""
+        column = decisions_table.c[TIMESTAMP]
+        query = sa.select(sa.func.max(column))
+        if not_after is not None:
+            query = query.where(column <= sa.literal(not_after, UtcDateTime))
         with self.engine.connect() as connection:
-            return connection.execute(
-                sa.select(sa.func.max(decisions_table.c[TIMESTAMP]))
-            ).scalar_one()
+            return connection.execute(query).scalar_one()
 
     def count(self) -> int:
         with self.engine.connect() as connection:

@@ -5,7 +5,7 @@ Every other module imports these names instead of spelling column lists of its o
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal, TypedDict
@@ -14,10 +14,12 @@ import msgspec
 import numpy as np
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -31,14 +33,58 @@ LABEL = "is_fraud"
 FRAUD_SCENARIO = "fraud_scenario"
 OPTIONAL_TEXT_FIELDS = ("merchant_category", "channel", "country")
 
-# Above a billion an amount is a data error, not a payment; refusing it also keeps every feature
-# (amount ratios, log amounts) inside the float32 range the boosters compute in.
+# Above a billion an amount is a data error, not a payment, and so is one below a billionth (a
+# denormal such as 5e-324 passes "greater than 0", then a card's next amount divided by its mean
+# is infinite). Refusing both keeps every feature (amount ratios, log amounts) inside the float32
+# range the boosters compute in.
 MAX_AMOUNT = 1e9
-PositiveAmount = Annotated[float, Field(gt=0, le=MAX_AMOUNT, allow_inf_nan=False)]
+MIN_AMOUNT = 1e-9
+
+
+def _not_tiny(amount: float) -> float:
+    if amount < MIN_AMOUNT:
+        raise ValueError(f"must be at least {MIN_AMOUNT:g}")
+    return amount
+
+
+PositiveAmount = Annotated[
+    float, Field(gt=0, le=MAX_AMOUNT, allow_inf_nan=False), AfterValidator(_not_tiny)
+]
 # Card payments happen in this century or the next: a time outside is a data error, and keeping it
 # out keeps every time inside what epoch microseconds and pandas' timestamps can hold.
 EARLIEST_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_TIMESTAMP = datetime(2200, 1, 1, tzinfo=UTC)
+# How far ahead of this machine's clock a transaction may be dated (terminals' clocks drift a
+# little); further is a data error that would move every "latest" the system keeps. Validation
+# takes another bound from its context (``MAX_FUTURE`` key, a timedelta, or None for no bound):
+# the stream passes ``serving.max_future_s``.
+MAX_FUTURE = "max_future"
+DEFAULT_MAX_FUTURE_S = 3600.0
+
+
+def latest_accepted(max_future_s: float | None) -> datetime:
+    """The latest transaction time validation accepts now (``serving.max_future_s`` ahead of the
+    clock): what a monitoring window may end at, whatever the log holds from before the bound."""
+    if max_future_s is None:
+        return LATEST_TIMESTAMP
+    return datetime.now(UTC) + timedelta(seconds=max_future_s)
+
+
+def _text_without_controls(value: str | None) -> str | None:
+    """Identifiers are printable: a NUL byte cannot even be stored by PostgreSQL, and other
+    control characters break every log line and CSV export they reach."""
+    if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("must not contain control characters (NUL, newline, ...)")
+    return value
+
+
+Identifier = Annotated[
+    str, Field(min_length=1, max_length=128), AfterValidator(_text_without_controls)
+]
+OptionalIdentifier = Annotated[
+    str | None, Field(min_length=1, max_length=128), AfterValidator(_text_without_controls)
+]
+OptionalText = Annotated[str | None, AfterValidator(_text_without_controls)]
 
 
 class Transaction(BaseModel):
@@ -46,14 +92,17 @@ class Transaction(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    transaction_id: str = Field(min_length=1, max_length=128)
-    timestamp: datetime = Field(description="ISO 8601 or epoch seconds; naive times are UTC")
-    card_id: str | None = Field(None, min_length=1, max_length=128)
-    terminal_id: str | None = Field(None, min_length=1, max_length=128)
+    transaction_id: Identifier
+    timestamp: datetime = Field(
+        description="ISO 8601 or epoch seconds; naive times are UTC; at most "
+        "serving.max_future_s ahead of the clock"
+    )
+    card_id: OptionalIdentifier = None
+    terminal_id: OptionalIdentifier = None
     amount: PositiveAmount
-    merchant_category: str | None = None
-    channel: str | None = None
-    country: str | None = None
+    merchant_category: OptionalText = None
+    channel: OptionalText = None
+    country: OptionalText = None
     attributes: dict[str, Annotated[float, Field(allow_inf_nan=False)]] = Field(
         default_factory=dict,
         description="extra numeric fields that the dataset mapping declares as features",
@@ -61,13 +110,23 @@ class Transaction(BaseModel):
 
     @field_validator("timestamp")
     @classmethod
-    def _as_utc(cls, value: datetime) -> datetime:
-        moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    def _as_utc(cls, value: datetime, info: ValidationInfo) -> datetime:
+        in_range = f"must be from {EARLIEST_TIMESTAMP:%Y-%m-%d} to before {LATEST_TIMESTAMP:%Y-%m-%d} (UTC)"
+        try:
+            moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        except OverflowError:  # 9999-12-31T23:00-05:00 is past the last datetime Python has
+            raise ValueError(in_range) from None
         if not EARLIEST_TIMESTAMP <= moment < LATEST_TIMESTAMP:
-            raise ValueError(
-                f"must be from {EARLIEST_TIMESTAMP:%Y-%m-%d} to before {LATEST_TIMESTAMP:%Y-%m-%d} "
-                "(UTC)"
-            )
+            raise ValueError(in_range)
+        context = info.context if isinstance(info.context, dict) else {}
+        ahead: timedelta | None = context.get(MAX_FUTURE, timedelta(seconds=DEFAULT_MAX_FUTURE_S))
+        if ahead is not None:
+            now = datetime.now(UTC)
+            if moment > now + ahead:
+                raise ValueError(
+                    f"{instant_text(moment)} is more than {ahead} ahead of the clock "
+                    f"({instant_text(now)}): the clock of its sender is wrong"
+                )
         return moment
 
 

@@ -35,6 +35,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from fraud_ray.schema import DEFAULT_MAX_FUTURE_S
+
 DEFAULT_CONFIG = Path("configs/default.yaml")
 CONFIG_ENV = "FRAUD_RAY_CONFIG"
 
@@ -168,6 +170,12 @@ class KafkaSettings(Section):
         1.0, description="pause before a failed batch is retried"
     )
     drain_timeout_s: PositiveFloat = Field(120.0, description="longest wait for a draining actor")
+    max_attempts: PositiveInt = Field(
+        3,
+        description="tries of a batch that fails on its data (not on an unreachable service) before "
+        "it is split to isolate the message at fault, and tries of that message before it goes "
+        "to the dead-letter topic",
+    )
 
     @model_validator(mode="after")
     def _output_is_not_read_back(self) -> KafkaSettings:
@@ -227,6 +235,18 @@ class ServingSettings(Section):
         "alerts",
         description="which decisions get reasons: reviews and declines only, or every one "
         "(contributions cost up to 100 predictions each with LightGBM)",
+    )
+    max_future_s: PositiveFloat | None = Field(
+        DEFAULT_MAX_FUTURE_S,
+        description="transactions dated further ahead of the clock are refused (HTTP 422, the "
+        "stream's dead-letter topic); null: no bound",
+    )
+    min_average_precision: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="a model version whose average precision on its own reference sample is "
+        "lower is refused on reload and promote (so is one whose scores there are constant)",
     )
     reload_token: str = Field("change-me", min_length=8)
     reload_poll_s: PositiveFloat = 0.5

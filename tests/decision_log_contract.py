@@ -118,6 +118,17 @@ class DecisionLogContract:
         assert first is not None
         assert (first.decision.decision, first.decision.model.version) == (Action.APPROVE, "1")
 
+    def test_a_lookup_answers_the_first_decision_of_each_logged_id(self, log: DecisionLog) -> None:
+        write(log, [0, 1, 2])
+        write(log, [1, 2], action=Action.DECLINE, version="2")
+        found = log.logged(["tx-00002", "tx-00000", "tx-00077", "tx-00000"])
+        assert set(found) == {"tx-00000", "tx-00002"}, "ids never logged are absent"
+        for i in (0, 2):
+            assert Decision.model_validate(found[f"tx-{i:05d}"]) == Decision.model_validate(
+                decision(i)
+            ), "the decision as first written, in the graph's JSON form"
+        assert log.logged([]) == {}
+
     def test_a_batch_mixing_old_and_new_transactions_adds_the_new_ones(
         self, log: DecisionLog
     ) -> None:
@@ -200,6 +211,14 @@ class DecisionLogContract:
         assert last == transaction(9).timestamp
         assert last is not None
         assert last.tzinfo == UTC
+
+    def test_the_last_transaction_time_can_leave_out_times_past_a_bound(
+        self, log: DecisionLog
+    ) -> None:
+        write(log, [5, 2, 9, 1])
+        assert log.last_transaction_time(transaction(9).timestamp) == transaction(9).timestamp
+        assert log.last_transaction_time(transaction(8).timestamp) == transaction(5).timestamp
+        assert log.last_transaction_time(transaction(0).timestamp) is None
 
     def test_a_window_frame_has_one_row_per_decision_with_nullable_labels(
         self, log: DecisionLog

@@ -8,7 +8,6 @@ batch, not per transaction, and the feature arithmetic lives in one place for bo
 from __future__ import annotations
 
 import bisect
-from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -91,10 +90,13 @@ class TerminalHistory:
         self.keys.insert(at, event.key)
         return True
 
-    def forget_before(self, ts_us: int) -> None:
+    def forget_before(self, ts_us: int) -> list[str]:
+        """Drop the events before ``ts_us``; returns their transaction ids."""
         cut = bisect.bisect_left(self.keys, (ts_us,))
-        self.frauds.difference_update(tx for _, tx in self.keys[:cut])
+        forgotten = [tx for _, tx in self.keys[:cut]]
+        self.frauds.difference_update(forgotten)
         del self.keys[:cut]
+        return forgotten
 
 
 @dataclass
@@ -121,15 +123,18 @@ class FeatureState(Protocol):
 
 
 class MemoryState:
-    """State in this process: for one replica, the tests and offline replays."""
+    """State in this process: for one replica, the tests and offline replays.
+
+    Each card and terminal forgets what is older than its retention before the newest of its
+    own events in a batch, as the Redis state does: a transaction dated years ahead empties its
+    own card's and terminal's history, never every other card's and terminal's.
+    """
 
     def __init__(self, spec: FeatureSpec) -> None:
         self.spec = spec
         self._cards: dict[str, CardHistory] = {}
         self._terminals: dict[str, TerminalHistory] = {}
         self._terminal_of: dict[str, str] = {}
-        self._seen: deque[tuple[int, str]] = deque()
-        self._latest_us: int | None = None
 
     def histories(self, events: Sequence[Event]) -> Histories:
         found = Histories()
@@ -145,19 +150,22 @@ class MemoryState:
     def commit(self, histories: Histories) -> None:
         if not histories.added:
             return
-        latest = max(event.ts_us for event in histories.added)
-        self._latest_us = latest if self._latest_us is None else max(self._latest_us, latest)
+        latest_card: dict[str, int] = {}
+        latest_terminal: dict[str, int] = {}
         for event in histories.added:
+            if event.card_id is not None:
+                latest_card[event.card_id] = max(latest_card.get(event.card_id, 0), event.ts_us)
             if event.terminal_id is not None:
                 self._terminal_of[event.transaction_id] = event.terminal_id
-                self._seen.append(event.key)
-        for card in histories.cards.values():
-            card.forget_before(self._latest_us - self.spec.card_retention_us)
-        horizon = self._latest_us - self.spec.terminal_retention_us
-        for terminal in histories.terminals.values():
-            terminal.forget_before(horizon)
-        while self._seen and self._seen[0][0] < horizon:
-            self._terminal_of.pop(self._seen.popleft()[1], None)
+                latest_terminal[event.terminal_id] = max(
+                    latest_terminal.get(event.terminal_id, 0), event.ts_us
+                )
+        for card_id, latest in latest_card.items():
+            histories.cards[card_id].forget_before(latest - self.spec.card_retention_us)
+        for terminal_id, latest in latest_terminal.items():
+            cut = latest - self.spec.terminal_retention_us
+            for transaction_id in histories.terminals[terminal_id].forget_before(cut):
+                self._terminal_of.pop(transaction_id, None)
 
     def record_labels(self, labels: Iterable[tuple[str, int]]) -> int:
         known = 0
@@ -179,8 +187,9 @@ class RedisState:
 
     Keys (under ``prefix``): ``card:<id>`` and ``terminal:<id>`` are sorted sets of transaction ids
     scored by time (a card member carries its amount), ``terminal:<id>:fraud`` holds the ids labelled
-    fraud, and ``tx:<id>`` remembers a transaction's time and terminal so a label can find it; it
-    expires once no window can reach it.
+    fraud, and ``tx:<id>`` remembers a transaction's time and terminal so a label can find it. Each
+    key expires once no window can reach it (its retention after its last write), so a card or
+    terminal never seen again leaves nothing behind.
     """
 
     def __init__(self, spec: FeatureSpec, client: redis.Redis, prefix: str = "fraud-ray") -> None:
@@ -254,20 +263,25 @@ class RedisState:
                 latest_terminal[event.terminal_id] = max(
                     latest_terminal.get(event.terminal_id, 0), event.ts_us
                 )
+        card_ttl = max(1, self.spec.card_retention_us // MICROS_PER_SECOND)
         for card_id, latest in latest_card.items():
             cut = latest - self.spec.card_retention_us
-            pipe.zremrangebyscore(self._card_key(card_id), "-inf", f"({cut}")
+            key = self._card_key(card_id)
+            pipe.zremrangebyscore(key, "-inf", f"({cut}")
+            pipe.expire(key, card_ttl)
         for terminal_id, latest in latest_terminal.items():
             cut = latest - self.spec.terminal_retention_us
             key = self._terminal_key(terminal_id)
             pipe.zremrangebyscore(key, "-inf", f"({cut}")
             pipe.zremrangebyscore(key + ":fraud", "-inf", f"({cut}")
+            pipe.expire(key, ttl)
         pipe.execute()
 
     def record_labels(self, labels: Iterable[tuple[str, int]]) -> int:
         labels = list(labels)
         if not labels:
             return 0
+        ttl = max(1, self.spec.terminal_retention_us // MICROS_PER_SECOND)
         located = self.client.mget([self._tx_key(tx) for tx, _ in labels])
         pipe = self.client.pipeline(transaction=False)
         known = 0
@@ -279,6 +293,7 @@ class RedisState:
             key = self._terminal_key(terminal_id) + ":fraud"
             if is_fraud:
                 pipe.zadd(key, {transaction_id: int(ts)})
+                pipe.expire(key, ttl)
             else:
                 pipe.zrem(key, transaction_id)
         pipe.execute()

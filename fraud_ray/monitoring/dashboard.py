@@ -37,7 +37,7 @@ from fraud_ray.monitoring.summaries import (
     ScoreHistogram,
     SummarySource,
 )
-from fraud_ray.schema import LABEL, TIMESTAMP, Action
+from fraud_ray.schema import LABEL, TIMESTAMP, Action, latest_accepted
 from fraud_ray.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,8 @@ def collect(
     at ``end`` as given: the page and ``/api/v1/monitoring/drift`` then share one cached summary.
     """
     monitoring = settings.monitoring
-    window_end = end or _end_of_day(log.last_transaction_time() or datetime.now(UTC))
+    newest = log.last_transaction_time(latest_accepted(settings.serving.max_future_s))
+    window_end = end or _end_of_day(newest or datetime.now(UTC))
     window_start = window_end - timedelta(days=monitoring.dashboard_days)
     frame = log.frame(window_start, window_end)
     drift: DriftSummary | None = None

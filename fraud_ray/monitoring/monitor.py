@@ -16,7 +16,7 @@ from fraud_ray.decision_log import DecisionLog
 from fraud_ray.monitoring.drift import NotEnoughData, alarm, check_enough_rows, measure_drift
 from fraud_ray.monitoring.performance import compare_models, daily_performance, version_order
 from fraud_ray.monitoring.summaries import DriftSummary, ModelComparison, PerformanceReport
-from fraud_ray.schema import TIMESTAMP
+from fraud_ray.schema import TIMESTAMP, latest_accepted
 from fraud_ray.settings import Settings
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ class Monitor:
         return self.log.record_labels(labels)
 
     def _after_last_transaction(self) -> datetime:
-        last = self.log.last_transaction_time()
+        last = self.log.last_transaction_time(latest_accepted(self.settings.serving.max_future_s))
         if last is None:
             raise NotEnoughData("the decision log is empty: no decision to measure drift on")
         return last + JUST_AFTER

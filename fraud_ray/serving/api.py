@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from fraud_ray.http import Envelope
 from fraud_ray.schema import Decision, Transaction
@@ -18,8 +18,26 @@ from fraud_ray.schema import Decision, Transaction
 
 class BatchRequest(Envelope):
     transactions: list[Transaction] = Field(
-        min_length=1, description="at most serving.max_batch_transactions (default 10,000)"
+        min_length=1,
+        description="at most serving.max_batch_transactions (default 10,000), each id once",
     )
+
+    @field_validator("transactions")
+    @classmethod
+    def _each_id_once(cls, transactions: list[Transaction]) -> list[Transaction]:
+        """Two payments under one id would get two answers where the log keeps one: the
+        request is refused (422) rather than half-audited."""
+        seen: set[str] = set()
+        repeated: dict[str, None] = {}
+        for transaction in transactions:
+            if transaction.transaction_id in seen:
+                repeated[transaction.transaction_id] = None
+            seen.add(transaction.transaction_id)
+        if repeated:
+            shown = ", ".join(repr(tx) for tx in list(repeated)[:5])
+            more = f" and {len(repeated) - 5} more" if len(repeated) > 5 else ""
+            raise ValueError(f"transaction ids must be distinct in a batch: {shown}{more} repeated")
+        return transactions
 
 
 class BatchResponse(Envelope):

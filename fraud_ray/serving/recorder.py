@@ -104,9 +104,14 @@ class DecisionRecorder:
         self._bound()
 
     def flush(self, pending: Pending, shadow: ServingModel | None) -> Flushed:
-        """Write ``pending`` (from ``take``); blocking, so the ingress runs it in a thread."""
-        dropped, self.dropped = self.dropped, 0
+        """Write ``pending`` (from ``take``); blocking, so the ingress runs it in a thread.
+
+        The decisions dropped so far are reported by the flush that succeeds, not forgotten by
+        one that fails: while the log is away, the count is what an operator must hear about.
+        """
+        dropped = self.dropped
         if not pending:
+            self.dropped -= dropped
             return Flushed(0, 0, dropped)
         rows = _stacked(pending.rows, self.names)
         log = self.open_log()
@@ -121,7 +126,14 @@ class DecisionRecorder:
         shadowed = 0
         if shadow is not None:
             shadowed = log.write_shadow(self._shadow_decisions(shadow, pending, rows))
+        # Less what this flush reports, not zero: ``add`` may have dropped more meanwhile.
+        self.dropped -= dropped
         return Flushed(logged, shadowed, dropped)
+
+    def drain(self, shadow: ServingModel | None) -> Flushed:
+        """Write everything pending now, for a replica shutting down: answered decisions not yet
+        logged would otherwise go with the process. Raises if the log is away."""
+        return self.flush(self.take(), shadow)
 
     def _shadow_decisions(
         self, shadow: ServingModel, pending: Pending, rows: np.ndarray

@@ -1,35 +1,49 @@
 """One consumer's loop: poll a batch, decide it, write the decisions out, and only then commit.
 
 The order is what makes the stream lose nothing. Offsets are committed after the decisions are
-produced, acknowledged by the broker and written to the decision log: a consumer that dies anywhere
+written to the decision log, produced and acknowledged by the broker: a consumer that dies anywhere
 before the commit is restarted from the last committed offset and decides the batch again. The
 decision log absorbs the replay (its writes are idempotent by transaction id); ``decisions`` may
 then carry a decision twice (at-least-once), unless the loop runs in exactly-once mode, where the
 output and the offsets are one Kafka transaction and a ``read_committed`` reader sees each once.
+The log is written before anything is produced, so a log that is away holds the batch up without
+producing its decisions again on every retry.
 
-A batch that fails for a reason that may pass (the graph restarting, the broker away) is rewound
-to its first offsets and tried again after a pause; nothing is committed past it meanwhile. A
-message that can never be decided (not a transaction) goes to the dead-letter topic instead, so it
-never holds its partition up.
+A transaction id decided before (a producer's retry, a replayed topic, twice in one batch, or this
+batch's own retry after the log took it and the broker did not) is not decided again: the decision
+the log keeps is produced again, and its alert if it has one, with a ``replay`` header, so every
+answer for an id is the one the log can show.
 
-Kafka and the graph come in through small protocols, so the loop runs in unit tests against
-in-memory stand-ins, and in the ``Consumer`` actor against confluent-kafka and a Serve handle.
+A batch that fails because a service is away (``Unavailable``: the graph restarting, the log or the
+broker unreachable) is rewound to its first offsets and tried again after a pause, as often as it
+takes; nothing is committed past it meanwhile. A batch that fails on its data instead (anything
+else raised while deciding or logging it) is tried ``kafka.max_attempts`` times, then split in
+halves, each decided and committed on its own, until the message at fault is alone: after its own
+``max_attempts`` tries it goes to the dead-letter topic with the error, and its neighbours go on.
+A message that is not a transaction at all goes to the dead-letter topic at once. So no message
+holds its partition up.
+
+Kafka, the graph and the log come in through small protocols, so the loop runs in unit tests against
+in-memory stand-ins, and in the ``Consumer`` actor against confluent-kafka, a Serve handle and the
+decision log.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from fraud_ray.schema import Action, DecisionRecord, Transaction, to_json
+from fraud_ray.schema import DEFAULT_MAX_FUTURE_S, Action, DecisionRecord, Transaction, to_json
 from fraud_ray.settings import KafkaSettings
 from fraud_ray.streaming.codec import (
     Headers,
+    Parsed,
     Rejected,
     dead_letter_headers,
     decision_headers,
@@ -93,6 +107,8 @@ class Sink(Protocol):
 # ``Decision`` cost more than the rest of the consumer's work on it.
 Decide = Callable[[list[Transaction]], list[DecisionRecord]]
 WriteLog = Callable[[list[DecisionRecord], list[Transaction]], int]
+# The decisions the log already holds for some of these transaction ids.
+LookUpLog = Callable[[list[str]], Mapping[str, DecisionRecord]]
 
 
 @dataclass(frozen=True)
@@ -106,6 +122,8 @@ class BatchOutcome:
     new_in_log: int
     seconds: float
     stages: dict[str, float] = field(default_factory=dict)
+    replayed: int = 0
+    unknown_fields: int = 0
 
 
 @dataclass
@@ -117,7 +135,10 @@ class LoopStats:
     alerts: int = 0
     dead_lettered: int = 0
     new_in_log: int = 0
+    replayed: int = 0
+    unknown_fields: int = 0
     failed_batches: int = 0
+    split_batches: int = 0
     last_error: str | None = None
     assigned: list[str] = field(default_factory=list)
     lag: dict[str, int] = field(default_factory=dict)
@@ -129,6 +150,8 @@ class LoopStats:
         self.alerts += outcome.alerts
         self.dead_lettered += outcome.dead_lettered
         self.new_in_log += outcome.new_in_log
+        self.replayed += outcome.replayed
+        self.unknown_fields += outcome.unknown_fields
         for stage, seconds in outcome.stages.items():
             self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
 
@@ -140,8 +163,23 @@ class Observer(Protocol):
     def lag(self, lag: dict[tuple[str, int], int]) -> None: ...
 
 
-class BatchFailed(RuntimeError):
-    """A batch that could not be written out whole; the message says which step failed."""
+class Unavailable(RuntimeError):
+    """A service a batch needs is away (the graph, the decision log): the batch is retried as it
+    is once the service is back, never split or dead-lettered, since no message is at fault.
+    The ``Consumer`` actor raises it for the errors of its clients that mean "unreachable"."""
+
+
+class BatchFailed(Unavailable):
+    """A batch the broker did not take whole; the message says which step failed."""
+
+
+# Failures that say nothing about the batch's messages: retried as they are, for as long as it takes.
+SERVICE_AWAY: tuple[type[BaseException], ...] = (
+    Unavailable,
+    KafkaException,
+    TimeoutError,
+    ConnectionError,
+)
 
 
 class StreamLoop:
@@ -153,17 +191,21 @@ class StreamLoop:
         sink: Sink,
         decide: Decide,
         write_log: WriteLog,
+        look_up_log: LookUpLog,
         settings: KafkaSettings,
         observer: Observer | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        max_future: timedelta | None = timedelta(seconds=DEFAULT_MAX_FUTURE_S),
     ) -> None:
         self.source = source
         self.sink = sink
         self.decide = decide
         self.write_log = write_log
+        self.look_up_log = look_up_log
         self.settings = settings
         self.observer = observer
         self.sleep = sleep
+        self.max_future = max_future
         self.stats = LoopStats()
         self._in_transaction = False
 
@@ -175,8 +217,9 @@ class StreamLoop:
     def step(self) -> BatchOutcome | None:
         """One poll and, if it brought messages, one batch written out and committed.
 
-        A failed batch is rewound so the next poll returns it again; ``None`` then, as after an
-        empty poll.
+        A batch that failed because a service is away is rewound so the next poll returns it
+        again; ``None`` then, as after an empty poll. A batch split to isolate a message at fault
+        returns the sum of its parts.
         """
         kafka = self.settings
         clock = StageClock()
@@ -185,17 +228,80 @@ class StreamLoop:
         records = [message for message in messages if not self._is_error(message)]
         outcome = None
         if records:
-            try:
-                outcome = self.process(records, clock)
-            except Exception as error:  # any step: rewind and retry, never commit past it
-                self._recover(records, error)
+            outcome = self._settle(records, clock)
         self._report_lag()
         return outcome
 
-    def process(self, records: Sequence[Record], clock: StageClock | None = None) -> BatchOutcome:
+    def _settle(self, records: Sequence[Record], clock: StageClock) -> BatchOutcome | None:
+        """Process the batch, retrying it in hand while it fails on its data, then split it."""
+        error: Exception | None = None
+        for attempt in range(self.settings.max_attempts):
+            if attempt:
+                self.sleep(self.settings.retry_backoff_s)
+            try:
+                return self.process(records, clock if attempt == 0 else None)
+            except Exception as failure:
+                self._failed(records, failure)
+                if isinstance(failure, SERVICE_AWAY):
+                    self._rewind(records)
+                    return None
+                error = failure
+        assert error is not None
+        return self._split(records, error)
+
+    def _split(self, records: Sequence[Record], error: Exception) -> BatchOutcome | None:
+        """Bisect a batch that keeps failing on its data until the message at fault is alone.
+
+        Ranges are processed left to right, each committed when it succeeds, so what is left
+        uncommitted is always a suffix of the batch: that is what a service going away
+        meanwhile rewinds to. A range of several messages is tried once, then split again; a
+        message alone gets ``max_attempts`` tries before it is dead-lettered.
+        """
+        self.stats.split_batches += 1
+        logger.warning("batch of %d messages keeps failing (%s); splitting it", len(records), error)
+        attempts = self.settings.max_attempts
+        outcomes: list[BatchOutcome] = []
+        # (start, end, tries so far, last error): the whole batch has had its tries already.
+        todo = [(0, len(records), attempts, error)]
+        while todo:
+            start, end, tried, last = todo.pop()
+            part = records[start:end]
+            tries = 1 if len(part) > 1 else attempts
+            while tried < tries:
+                tried += 1
+                try:
+                    outcomes.append(self.process(part))
+                    break
+                except Exception as failure:
+                    self._failed(part, failure)
+                    if isinstance(failure, SERVICE_AWAY):
+                        self._rewind(records[start:])
+                        return _summed(outcomes)
+                    last = failure
+            else:
+                if len(part) > 1:
+                    middle = (start + end) // 2
+                    todo += [(middle, end, 0, last), (start, middle, 0, last)]
+                    continue
+                try:
+                    outcomes.append(self.process(part, refused=_refusal(last, attempts)))
+                except Exception as failure:
+                    self._failed(part, failure)
+                    self._rewind(records[start:])
+                    return _summed(outcomes)
+        return _summed(outcomes)
+
+    def process(
+        self,
+        records: Sequence[Record],
+        clock: StageClock | None = None,
+        refused: str | None = None,
+    ) -> BatchOutcome:
         """Decide and write out one batch, then commit its offsets; raises if any step fails.
 
         ``clock`` times the steps, from the poll that brought the batch when the caller has one.
+        ``refused`` sends every message of the batch to the dead-letter topic with that reason,
+        and commits them: the end of a message that could not be decided.
         """
         clock = clock or StageClock()
         kafka = self.settings
@@ -208,36 +314,47 @@ class StreamLoop:
         if kafka.exactly_once:
             self.sink.begin_transaction()
             self._in_transaction = True
-        valid: list[Transaction] = []
-        rejected = 0
+        accepted: list[Transaction] = []
+        rejected = unknown_fields = 0
         for record in records:
-            parsed = parse_transaction(record.value())
-            if isinstance(parsed, Rejected):
-                rejected += 1
-                self.sink.produce(
-                    kafka.dlq_topic,
-                    value=record.value(),
-                    key=record.key(),
-                    headers=dead_letter_headers(
-                        parsed, record.topic() or "", record.partition() or 0, record.offset() or 0
-                    ),
-                    on_delivery=delivered,
-                )
-            else:
-                valid.append(parsed)
-        clock.lap("parse")
-        decisions = self._decide(valid)
-        clock.lap("graph")
-        alerts = 0
-        for decision, transaction in zip(decisions, valid, strict=True):
-            key, value, headers = (
-                message_key(transaction),
-                to_json(decision),
-                decision_headers(decision),
+            parsed = (
+                Rejected(refused)
+                if refused is not None
+                else parse_transaction(record.value(), self.max_future)
             )
+            if isinstance(parsed, Parsed):
+                accepted.append(parsed.transaction)
+                unknown_fields += bool(parsed.ignored)
+                continue
+            rejected += 1
+            self.sink.produce(
+                kafka.dlq_topic,
+                value=record.value(),
+                key=record.key(),
+                headers=dead_letter_headers(
+                    parsed, record.topic() or "", record.partition() or 0, record.offset() or 0
+                ),
+                on_delivery=delivered,
+            )
+        clock.lap("parse")
+        answers, from_log, fresh, decisions = self._answers(accepted, clock)
+        new_in_log = self.write_log(decisions, fresh) if decisions else 0
+        clock.lap("log")
+        alerts = replayed = 0
+        answered: set[str] = set()
+        for transaction in accepted:
+            transaction_id = transaction.transaction_id
+            decision = answers[transaction_id]
+            replay = transaction_id in from_log or transaction_id in answered
+            answered.add(transaction_id)
+            key, value = message_key(transaction), to_json(decision)
+            headers = decision_headers(decision, replay=replay)
             self.sink.produce(
                 kafka.decisions_topic, value=value, key=key, headers=headers, on_delivery=delivered
             )
+            replayed += replay
+            # A replay alerts again: it may be this batch's own retry after the log took it and
+            # the broker did not, whose alert nobody has seen yet.
             if decision["decision"] != Action.APPROVE:
                 alerts += 1
                 self.sink.produce(
@@ -246,8 +363,6 @@ class StreamLoop:
             # Serve librdkafka's delivery reports as we go, so its queue never fills up.
             self.sink.poll(0)
         clock.lap("produce")
-        new_in_log = self.write_log(decisions, valid) if decisions else 0
-        clock.lap("log")
         offsets = next_offsets(records)
         if kafka.exactly_once:
             self.sink.send_offsets_to_transaction(
@@ -268,17 +383,37 @@ class StreamLoop:
         stages = clock.lap("commit")
         outcome = BatchOutcome(
             messages=len(records),
-            decided=len(decisions),
+            decided=len(accepted),
             alerts=alerts,
             dead_lettered=rejected,
             new_in_log=new_in_log,
             seconds=clock.total(),
             stages=stages,
+            replayed=replayed,
+            unknown_fields=unknown_fields,
         )
         self.stats.add(outcome)
         if self.observer is not None:
             self.observer.batch(outcome)
         return outcome
+
+    def _answers(
+        self, accepted: list[Transaction], clock: StageClock
+    ) -> tuple[dict[str, DecisionRecord], set[str], list[Transaction], list[DecisionRecord]]:
+        """Each accepted id's decision: the log's for an id decided before, else the graph's,
+        asked once per id. Also which ids the log answered, and the transactions the graph
+        decided now with their decisions: the ones to log."""
+        first: dict[str, Transaction] = {}
+        for transaction in accepted:
+            first.setdefault(transaction.transaction_id, transaction)
+        answers = dict(self.look_up_log(list(first))) if first else {}
+        from_log = set(answers)
+        clock.lap("lookup")
+        fresh = [transaction for tx, transaction in first.items() if tx not in from_log]
+        decisions = self._decide(fresh)
+        clock.lap("graph")
+        answers.update(zip((t.transaction_id for t in fresh), decisions, strict=True))
+        return answers, from_log, fresh, decisions
 
     def _decide(self, transactions: list[Transaction]) -> list[DecisionRecord]:
         if not transactions:
@@ -307,19 +442,21 @@ class StreamLoop:
                     raise
                 logger.warning("retrying the commit of a Kafka transaction: %s", kafka_error)
 
-    def _recover(self, records: Sequence[Record], error: Exception) -> None:
-        """Undo what can be undone and rewind to the batch's first offsets, so nothing is skipped.
-
-        In exactly-once mode the open transaction is aborted first; an abort that fails (a fenced
-        producer, a fatal error) is raised: the actor dies and Ray restarts it, and its new
-        producer, with the same ``transactional.id``, aborts what this one left open.
-        """
+    def _failed(self, records: Sequence[Record], error: Exception) -> None:
+        """Count the failure and undo what can be undone: in exactly-once mode the open
+        transaction is aborted. An abort that fails (a fenced producer, a fatal error) is raised:
+        the actor dies and Ray restarts it, and its new producer, with the same
+        ``transactional.id``, aborts what this one left open."""
         self.stats.failed_batches += 1
         self.stats.last_error = f"{type(error).__name__}: {error}"
-        logger.warning("batch of %d messages failed, will retry: %s", len(records), error)
+        logger.warning("batch of %d messages failed: %s", len(records), self.stats.last_error)
         if self._in_transaction:
             self.sink.abort_transaction(self.settings.delivery_timeout_s)
             self._in_transaction = False
+
+    def _rewind(self, records: Sequence[Record]) -> None:
+        """Seek back to the first offsets of what is uncommitted, so nothing is skipped, and pause
+        before the next poll brings it again."""
         for partition in first_offsets(records):
             try:
                 self.source.seek(partition)
@@ -379,6 +516,35 @@ class StageClock:
 
     def total(self) -> float:
         return time.perf_counter() - self.started
+
+
+def _refusal(error: Exception, tries: int) -> str:
+    """The dead-letter reason of a valid message that could not be decided."""
+    return (
+        f"failed {tries} times after validation, alone in its batch: {type(error).__name__}: "
+        f"{error}"
+    )
+
+
+def _summed(outcomes: list[BatchOutcome]) -> BatchOutcome | None:
+    """The parts of a split batch as one outcome (the parts were reported one by one)."""
+    if not outcomes:
+        return None
+    stages: dict[str, float] = {}
+    for outcome in outcomes:
+        for stage, seconds in outcome.stages.items():
+            stages[stage] = stages.get(stage, 0.0) + seconds
+    return BatchOutcome(
+        messages=sum(o.messages for o in outcomes),
+        decided=sum(o.decided for o in outcomes),
+        alerts=sum(o.alerts for o in outcomes),
+        dead_lettered=sum(o.dead_lettered for o in outcomes),
+        new_in_log=sum(o.new_in_log for o in outcomes),
+        seconds=sum(o.seconds for o in outcomes),
+        stages=stages,
+        replayed=sum(o.replayed for o in outcomes),
+        unknown_fields=sum(o.unknown_fields for o in outcomes),
+    )
 
 
 def next_offsets(records: Sequence[Record]) -> list[TopicPartition]:

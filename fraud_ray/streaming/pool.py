@@ -13,7 +13,9 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 # By module, not by name: Ray pickles the actor class by value, and cloudpickle then mistakes
@@ -21,14 +23,18 @@ from typing import Any
 import confluent_kafka
 import ray
 from ray import serve
-from ray.exceptions import ActorUnavailableError
+from ray.exceptions import ActorUnavailableError, RayError, RayTaskError
 from ray.serve.exceptions import RayServeException
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from fraud_ray.decision_log import DecisionLog, feature_maps
 from fraud_ray.schema import DecisionRecord, Transaction
 from fraud_ray.settings import Settings
 from fraud_ray.streaming.clients import consumer_config, producer_config
-from fraud_ray.streaming.loop import LoopStats, StreamLoop
+from fraud_ray.streaming.loop import LoopStats, StreamLoop, Unavailable
 from fraud_ray.streaming.telemetry import PoolMetrics
 
 logger = logging.getLogger(__name__)
@@ -54,13 +60,16 @@ class Consumer:
             self.producer.init_transactions(kafka.delivery_timeout_s)
         self.graph = serve.get_app_handle(settings.serving.app_name)
         self.log = DecisionLog(settings.decisions.url)
+        max_future = settings.serving.max_future_s
         self.loop = StreamLoop(
             self.consumer,
             self.producer,
             self._decide,
             self._write_log,
+            self._look_up_log,
             kafka,
             PoolMetrics(kafka.group, slot),
+            max_future=None if max_future is None else timedelta(seconds=max_future),
         )
         self.timeout_s = kafka.graph_timeout_s
         self._features: list[dict[str, float]] | None = None
@@ -73,15 +82,21 @@ class Consumer:
     def _decide(self, transactions: list[Transaction]) -> list[DecisionRecord]:
         """The graph's decisions, and their features for the log (drift reads them), which wait
         here for the loop's write of the same batch, which always follows."""
-        decisions, names, rows = self.graph.decide_for_log.remote(transactions).result(
-            timeout_s=self.timeout_s
-        )
+        with graph_errors():
+            decisions, names, rows = self.graph.decide_for_log.remote(transactions).result(
+                timeout_s=self.timeout_s
+            )
         self._features = feature_maps(names, rows)
         return decisions
 
     def _write_log(self, decisions: list[DecisionRecord], transactions: list[Transaction]) -> int:
         features, self._features = self._features, None
-        return self.log.write(decisions, transactions, features)
+        with log_errors():
+            return self.log.write(decisions, transactions, features)
+
+    def _look_up_log(self, transaction_ids: list[str]) -> Mapping[str, DecisionRecord]:
+        with log_errors():
+            return self.log.logged(transaction_ids)
 
     def _run(self) -> None:
         try:
@@ -109,6 +124,46 @@ class Consumer:
         if not self._stopped.wait(timeout_s):
             raise TimeoutError(f"consumer {self.slot} did not drain within {timeout_s} s")
         return self.loop.stats
+
+
+# Causes, inside a replica, that say a service behind the graph is away rather than anything about
+# the batch: a deployment it calls died or is late, Redis (the feature state) is unreachable.
+AWAY_IN_THE_GRAPH: tuple[type[BaseException], ...] = (
+    RayError,
+    RayServeException,
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+@contextmanager
+def graph_errors() -> Iterator[None]:
+    """The graph's failures that mean "away" (a replica or actor dead, restarting, or late, the
+    feature state unreachable) as ``Unavailable``. Any other exception raised by a replica's own
+    code comes as a ``RayTaskError`` that is also an instance of its cause: it says something
+    about the batch, and stays as it is."""
+    try:
+        yield
+    except RayTaskError as error:
+        if isinstance(error.cause, AWAY_IN_THE_GRAPH):
+            cause = error.cause
+            raise Unavailable(f"the Serve graph: {type(cause).__name__}: {cause}") from error
+        raise
+    except (RayError, RayServeException) as error:
+        raise Unavailable(f"the Serve graph: {type(error).__name__}: {error}") from error
+
+
+@contextmanager
+def log_errors() -> Iterator[None]:
+    """The decision log's failures that mean "unreachable" as ``Unavailable``; the others (a
+    value the database refuses) say something about the batch and stay as they are."""
+    try:
+        yield
+    except (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError) as error:
+        cause = getattr(error, "orig", None) or error
+        raise Unavailable(f"the decision log: {cause}") from error
 
 
 class ConsumerPool:

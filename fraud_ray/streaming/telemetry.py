@@ -31,8 +31,15 @@ class PoolMetrics:
         self.transactions = Counter(
             "fraud_ray_stream_transactions",
             description="Messages the pool took off the input topic, by outcome "
-            "(decided, dead_lettered).",
+            "(decided, dead_lettered; replayed: answered from the log, as an id sent again or a batch "
+            "retried after the log took it).",
             tag_keys=("group", "consumer", "outcome"),
+        )
+        self.unknown_fields = Counter(
+            "fraud_ray_stream_unknown_fields",
+            description="Messages decided with fields the transaction schema does not know, "
+            "which were ignored (a producer ahead of the schema).",
+            tag_keys=("group", "consumer"),
         )
         self.alerts = Counter(
             "fraud_ray_stream_alerts",
@@ -56,10 +63,15 @@ class PoolMetrics:
         self._window_events = 0
 
     def batch(self, outcome: BatchOutcome) -> None:
-        if outcome.decided:
-            self.transactions.inc(outcome.decided, {**self.tags, "outcome": "decided"})
+        decided = outcome.decided - outcome.replayed
+        if decided:
+            self.transactions.inc(decided, {**self.tags, "outcome": "decided"})
         if outcome.dead_lettered:
             self.transactions.inc(outcome.dead_lettered, {**self.tags, "outcome": "dead_lettered"})
+        if outcome.replayed:
+            self.transactions.inc(outcome.replayed, {**self.tags, "outcome": "replayed"})
+        if outcome.unknown_fields:
+            self.unknown_fields.inc(outcome.unknown_fields, self.tags)
         if outcome.alerts:
             self.alerts.inc(outcome.alerts, self.tags)
         self.batch_seconds.set(outcome.seconds, self.tags)

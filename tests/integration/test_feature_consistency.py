@@ -11,7 +11,7 @@ import pytest
 from fraud_ray.features.definitions import FeatureSpec
 from fraud_ray.features.offline import compute_features
 from fraud_ray.features.online import OnlineFeatures, replay
-from fraud_ray.features.state import FeatureState, MemoryState, RedisState
+from fraud_ray.features.state import Event, FeatureState, MemoryState, RedisState
 from fraud_ray.settings import SimulatorSettings
 from fraud_ray.simulator import simulate_days
 
@@ -51,3 +51,24 @@ def test_online_replay_equals_offline(history: pd.DataFrame, state: FeatureState
     assert not wrong, f"online differs from offline in {mismatched.sum()} values of {wrong}"
     fraud_rate = spec.names.index("terminal_fraud_rate_30d")
     assert np.nanmax(got[:, fraud_rate]) > 0, "labels never reached the terminal fraud rates"
+
+
+def test_an_outlier_in_time_forgets_nothing_of_other_cards_and_terminals(
+    state: FeatureState,
+) -> None:
+    spec = FeatureSpec()
+    features = OnlineFeatures(spec, state)
+    hour = 3_600_000_000
+    features.compute([Event(f"h{i}", i * hour, 10.0, "x", "m") for i in range(3)])
+    features.compute([Event("outlier", 200 * 365 * 24 * hour, 10.0, "z", "o")])
+    after = features.compute_one(Event("next", 4 * hour, 10.0, "x", "m"))
+    assert after["card_tx_count_1d"] == 3 and after["terminal_tx_count_30d"] == 3
+    assert features.record_labels([("h0", 1), ("h2", 0)]) == 2
+    if isinstance(state, RedisState):
+        # A card or terminal never seen again leaves nothing behind once no window reaches it.
+        for key in (
+            state._card_key("x"),
+            state._terminal_key("m"),
+            state._terminal_key("m") + ":fraud",
+        ):
+            assert 0 < state.client.ttl(key) <= spec.terminal_retention_us // 1_000_000

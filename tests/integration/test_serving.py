@@ -152,7 +152,7 @@ def test_feedback_raises_the_risk_of_a_terminal_after_the_label_delay(
     client: httpx.Client,
 ) -> None:
     """Two terminals with the same traffic; only one's payments are reported as fraud."""
-    start = datetime(2030, 1, 7, 10, tzinfo=UTC)
+    start = datetime(2024, 1, 8, 10, tzinfo=UTC)
     history = []
     for terminal in ("fb-risky", "fb-clean"):
         history += [

@@ -26,10 +26,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import ray
+import redis
 import sqlalchemy as sa
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from ray import serve
+from ray.exceptions import ActorDiedError, GetTimeoutError, RayTaskError
 
 from fraud_ray.costs import CostPolicy
 from fraud_ray.decision_log import DecisionLog, decisions_table
@@ -41,7 +43,8 @@ from fraud_ray.scoring import score_file
 from fraud_ray.serving.graph import build_graph
 from fraud_ray.settings import CostSettings, KafkaSettings, Settings
 from fraud_ray.streaming.codec import decode_decision, header_map
-from fraud_ray.streaming.pool import ConsumerPool
+from fraud_ray.streaming.loop import Unavailable
+from fraud_ray.streaming.pool import ConsumerPool, graph_errors, log_errors
 
 from ..conftest import ensure_ray, free_port
 from .conftest import KafkaBroker
@@ -339,13 +342,27 @@ POISON = {
         b'{"transaction_id": "x", "timestamp": "2025-06-02T08:00:00Z", "amount": NaN}',
         "amount: Input should be a finite number",
     ),
-    "unknown field": (
-        b'{"transaction_id": "x", "timestamp": "2025-06-02T08:00:00Z", "amount": 5, "pin": 1}',
-        "pin: Extra inputs are not permitted",
-    ),
     "bad timestamp": (
         b'{"transaction_id": "x", "timestamp": "not a time", "amount": 5}',
         "timestamp: Input should be a valid datetime",
+    ),
+    # Past Python's last datetime once in UTC: an OverflowError that used to stall the partition.
+    "overflowing timestamp": (
+        b'{"transaction_id": "x", "timestamp": "9999-12-31T23:00-05:00", "amount": 5}',
+        "timestamp: Value error, must be from 1970-01-01",
+    ),
+    "far future": (
+        b'{"transaction_id": "x", "timestamp": "2199-06-01T00:00:00Z", "amount": 5}',
+        "ahead of the clock",
+    ),
+    # PostgreSQL cannot store it: it used to fail the batch at the log, for ever.
+    "nul in an id": (
+        b'{"transaction_id": "x\\u0000y", "timestamp": "2025-06-02T08:00:00Z", "amount": 5}',
+        "transaction_id: Value error, must not contain control characters",
+    ),
+    "denormal amount": (
+        b'{"transaction_id": "x", "timestamp": "2025-06-02T08:00:00Z", "amount": 5e-324}',
+        "amount: Value error, must be at least",
     ),
 }
 
@@ -399,6 +416,94 @@ def test_poison_goes_to_the_dead_letter_topic_and_its_neighbours_are_scored(
     assert set(logged_ids(served.settings.decisions.url, stream.prefix)) == {
         t["transaction_id"] for t in valid
     }
+
+
+def read_all(bootstrap: str, topic: str, count: int) -> list[Message]:
+    """The first ``count`` messages of ``topic``, from the start."""
+    reader = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    reader.subscribe([topic])
+    found: list[Message] = []
+    deadline = time.monotonic() + DEADLINE_S
+    try:
+        while len(found) < count:
+            assert time.monotonic() < deadline, f"{len(found)} of {count} messages in {topic}"
+            message = reader.poll(0.5)
+            if message is not None and message.error() is None:
+                found.append(message)
+    finally:
+        reader.close()
+    return found
+
+
+def test_a_poison_mix_is_dead_lettered_and_everything_else_decided_once(served: Served) -> None:
+    """A few thousand transactions across partitions with every poison kind mixed in, ids sent
+    twice and fields no schema knows: the stream never stalls, each poison message is in the
+    dead-letter topic with its reason, each id is logged once and every answer for it is the
+    logged decision (a repeat is marked as a replay), unknown fields are counted."""
+    stream = stream_for(served, pool_size=2, partitions=3)
+    valid = transactions(stream.prefix, 2000, cards=100, seed=8)
+    poisons = list(POISON.values())
+    messages: list[tuple[bytes, bytes]] = []
+    expected_dead: list[tuple[bytes, str]] = []
+    repeated: list[dict] = []
+    extra = 0
+    for i, transaction in enumerate(valid):
+        key = transaction["card_id"].encode()
+        # A producer ahead of the schema adds a field.
+        sent = transaction | {"terminal_firmware": "4.2"} if i % 10 == 3 else transaction
+        extra += sent is not transaction
+        messages.append((key, json.dumps(sent).encode()))
+        if i % 40 == 7:
+            value, reason = poisons[(i // 40) % len(poisons)]
+            messages.append((key, value))
+            expected_dead.append((value, reason))
+        if i % 100 == 50:
+            # Sent again, other amount, same card (so after the first, in its partition).
+            again = valid[i - 20]
+            repeated.append(again)
+            messages.append(
+                (again["card_id"].encode(), json.dumps(again | {"amount": 9999.0}).encode())
+            )
+    pool = ConsumerPool(stream.settings)
+    pool.start()
+    try:
+        produce(stream.kafka.bootstrap, stream.kafka.transactions_topic, messages)
+        wait_until_consumed(stream)
+    finally:
+        final = pool.stop()
+    url = served.settings.decisions.url
+    logged = logged_ids(url, stream.prefix)
+    assert sorted(logged) == sorted(t["transaction_id"] for t in valid), "each id logged once"
+    dead = read_all(stream.kafka.bootstrap, stream.kafka.dlq_topic, len(expected_dead))
+    reasons = sorted((m.value(), header_map(m.headers())["error"]) for m in dead)
+    assert len(reasons) == len(expected_dead)
+    for (value, error), (expected_value, reason) in zip(
+        reasons, sorted(expected_dead), strict=True
+    ):
+        assert value == expected_value and reason in error
+    decisions = read_topic(stream.kafka.bootstrap, stream.kafka.decisions_topic, len(valid))
+    log = DecisionLog(url)
+    try:
+        kept = log.logged(logged)
+    finally:
+        log.close()
+    replays = 0
+    for message in decisions:
+        decision = decode_decision(message.value())
+        assert decision == Decision.model_validate(kept[decision.transaction_id]), (
+            "every answer for an id is the logged one"
+        )
+        replays += header_map(message.headers()).get("replay") == "true"
+    assert replays >= len(repeated)
+    assert sum(stats.unknown_fields for stats in final) == extra
+    assert sum(stats.replayed for stats in final) >= len(repeated)
+    assert sum(stats.dead_lettered for stats in final) == len(expected_dead)
 
 
 def test_every_partition_is_consumed_while_the_pool_grows_and_shrinks(served: Served) -> None:
@@ -662,3 +767,37 @@ def scrape(port: int) -> tuple[set[str], list[str]]:
         line for line in text.splitlines() if line.startswith("ray_fraud_ray_consumer_lag")
     ]
     return exported, lag_lines
+
+
+@pytest.mark.parametrize(
+    ("raised", "away"),
+    [
+        (RayTaskError("decide_for_log", "tb", ValueError("model refuses")), False),
+        (RayTaskError("decide_for_log", "tb", redis.exceptions.ConnectionError("down")), True),
+        (RayTaskError("decide_for_log", "tb", ActorDiedError()), True),
+        (GetTimeoutError("late"), True),
+    ],
+)
+def test_the_graphs_errors_are_told_apart_from_a_batchs_fault(
+    raised: Exception, away: bool
+) -> None:
+    """A service behind the graph that is away retries the batch as it is; anything else the
+    replica raised is the batch's fault, which isolates the message in it."""
+    error = raised.as_instanceof_cause() if isinstance(raised, RayTaskError) else raised
+    with pytest.raises(Unavailable if away else ValueError), graph_errors():
+        raise error
+
+
+def test_an_unreachable_log_is_away_and_a_refused_value_is_the_batchs_fault(
+    postgres_url: str,
+) -> None:
+    unreachable = DecisionLog(postgres_url)
+    unreachable.engine = sa.create_engine(f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/x")
+    with pytest.raises(Unavailable, match="the decision log"), log_errors():
+        unreachable.logged(["a"])
+    log = DecisionLog(postgres_url)
+    try:
+        with pytest.raises(sa.exc.DataError), log_errors(), log.engine.connect() as connection:
+            connection.execute(sa.text("select cast('x' as integer)"))
+    finally:
+        log.close()

@@ -28,7 +28,7 @@ from fraud_ray.monitoring.summaries import (
     ModelOutcome,
     PerformanceReport,
 )
-from fraud_ray.schema import Action, Decision, Fees, ModelRef, Reason, Transaction
+from fraud_ray.schema import MAX_FUTURE, Action, Decision, Fees, ModelRef, Reason, Transaction
 from fraud_ray.settings import Settings
 
 from ..dashboard_page import PLOTS, assert_self_contained, read_page
@@ -585,3 +585,20 @@ def test_scheduled_drift_checks_survive_failures_and_raise_the_alarm(settings: S
     asyncio.run(asyncio.wait_for(three_checks(), timeout=30))
     assert [kind for kind, _ in monitor.asked[:3]] == ["drift"] * 3
     assert alarms and alarms[0] == monitor.drift_summary
+
+
+def test_one_transaction_dated_far_ahead_does_not_move_the_window(
+    log: DecisionLog, settings: Settings
+) -> None:
+    """A row logged before the schema bounded future times (or with the bound off) is left out
+    of where the window ends, so the page still shows the traffic."""
+    decisions = fill(log)
+    decision, transaction = logged_decision(len(decisions), "from-2150")
+    far = transaction.model_dump() | {"timestamp": datetime(2150, 1, 1, tzinfo=UTC)}
+    log.write(
+        [decision.model_dump(mode="json")],
+        [Transaction.model_validate(far, context={MAX_FUTURE: None})],
+    )
+    data = collect(HandMadeMonitor(), log, settings)
+    assert data.window_end == START + timedelta(days=DAYS)
+    assert data.decisions == len(decisions)

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.dialects import sqlite
 
 from fraud_ray.decision_log import (
+    LOOKUP_CHUNK,
     DecisionLog,
     DecisionLogError,
     DriverInsert,
@@ -101,3 +102,12 @@ def test_sqlite_instants_are_written_as_sqlalchemy_writes_them(moment: datetime)
     assert written == DriverInsert(dialect, decisions_table, ["transaction_id"]).instant(
         moment.isoformat()
     )
+
+
+def test_a_lookup_of_more_ids_than_one_query_takes_finds_them_all(tmp_path: Path) -> None:
+    log = DecisionLog(f"sqlite:///{tmp_path / 'decisions.db'}")
+    ids = list(range(LOOKUP_CHUNK + 5))
+    write(log, ids)
+    asked = [f"tx-{i:05d}" for i in ids] + ["never-logged"]
+    assert set(log.logged(asked)) == set(asked[:-1])
+    log.close()

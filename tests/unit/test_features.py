@@ -148,3 +148,14 @@ def test_windows_follow_the_settings() -> None:
     assert "card_tx_count_14d" in spec.names
     assert "terminal_fraud_rate_2d" in spec.names
     assert "card_tx_count_30d" not in spec.names
+
+
+def test_a_transaction_dated_far_ahead_forgets_nothing_of_other_cards_and_terminals() -> None:
+    spec = FeatureSpec()
+    features = OnlineFeatures(spec, MemoryState(spec))
+    hour = 3_600_000_000
+    features.compute([Event(f"h{i}", i * hour, 10.0, "x", "m") for i in range(3)])
+    features.compute([Event("outlier", 200 * 365 * 24 * hour, 10.0, "z", "o")])
+    after = features.compute_one(Event("next", 4 * hour, 10.0, "x", "m"))
+    assert after["card_tx_count_1d"] == 3 and after["terminal_tx_count_30d"] == 3
+    assert features.record_labels([("h0", 1), ("h2", 0)]) == 2, "labels still find the terminal"

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fraud_ray.decision_log import DecisionLog
+from fraud_ray.decision_log import DecisionLog, DecisionLogError
 from fraud_ray.schema import ModelRef, Transaction
 from fraud_ray.serving.pipeline import (
     ServingModel,
@@ -119,3 +119,33 @@ def test_a_full_buffer_drops_the_oldest_and_counts_them(log: DecisionLog) -> Non
     flushed = sink.flush(sink.take(), shadow=None)
     assert (flushed.logged, flushed.dropped) == (4, 2)
     assert log.get("t1") is None and log.get("t2") is not None
+
+
+def away() -> DecisionLog:
+    raise DecisionLogError(
+        "cannot open the decision log at postgresql://db/fraud: connection refused"
+    )
+
+
+def test_decisions_dropped_while_the_log_is_away_are_reported_when_it_returns(
+    log: DecisionLog,
+) -> None:
+    sink = DecisionRecorder(away, SPEC.names, pipeline().policy, max_pending=4)
+    sink.add(*answered(0, 3), log=True)
+    sink.add(*answered(3, 3), log=True)
+    pending = sink.take()
+    with pytest.raises(DecisionLogError):
+        sink.flush(pending, shadow=None)
+    sink.restore(pending)
+    sink.add(*answered(6, 1), log=True)
+    sink.open_log = lambda: log
+    flushed = sink.flush(sink.take(), shadow=None)
+    assert (flushed.logged, flushed.dropped) == (4, 3), "2 dropped before the failure, 1 after"
+    assert sink.flush(sink.take(), shadow=None).dropped == 0, "reported once"
+
+
+def test_draining_writes_what_is_pending(log: DecisionLog) -> None:
+    sink = recorder(log)
+    sink.add(*answered(0, 5), log=True)
+    assert sink.drain(shadow=None).logged == 5
+    assert log.count() == 5 and len(sink.pending) == 0

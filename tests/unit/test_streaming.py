@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -20,6 +20,7 @@ from fraud_ray.schema import Action, Decision, DecisionRecord, Fees, ModelRef, T
 from fraud_ray.settings import KafkaSettings
 from fraud_ray.streaming.clients import consumer_config, producer_config, transactional_id
 from fraud_ray.streaming.codec import (
+    Parsed,
     Rejected,
     dead_letter_headers,
     decision_headers,
@@ -27,7 +28,7 @@ from fraud_ray.streaming.codec import (
     header_map,
     parse_transaction,
 )
-from fraud_ray.streaming.loop import StreamLoop, first_offsets, next_offsets
+from fraud_ray.streaming.loop import StreamLoop, Unavailable, first_offsets, next_offsets
 
 FEES = Fees(review_cost=3.0, decline_cost=10.0)
 
@@ -64,9 +65,20 @@ POISON = {
         b'{"transaction_id": "t", "timestamp": "2025-06-02T14:00:00Z", "amount": NaN}',
         "amount: Input should be a finite number",
     ),
-    "unknown field": (encoded(body(colour="red")), "colour: Extra inputs are not permitted"),
     "bad timestamp": (encoded(body(timestamp="yesterday")), "timestamp: Input should be a valid"),
     "no value": (None, "empty message"),
+    # Past the last datetime Python has once in UTC: OverflowError inside validation.
+    "overflowing timestamp": (
+        encoded(body(timestamp="9999-12-31T23:00-05:00")),
+        "timestamp: Value error, must be from 1970-01-01 to before 2200-01-01",
+    ),
+    "far future": (encoded(body(timestamp="2199-06-01T00:00:00Z")), "ahead of the clock"),
+    "nul in an id": (encoded(body("t\x00x")), "transaction_id: Value error, must not contain"),
+    "denormal amount": (encoded(body(amount=5e-324)), "amount: Value error, must be at least"),
+    "unknown field beside a bad one": (
+        encoded(body(colour="red", amount=-1)),
+        "amount: Input should be greater than 0",
+    ),
 }
 
 
@@ -76,17 +88,45 @@ def test_poison_is_rejected_naming_the_field(name: str) -> None:
     parsed = parse_transaction(value)
     assert isinstance(parsed, Rejected)
     assert expected in parsed.error
+    assert "colour" not in parsed.error, "unknown fields are not what is wrong"
 
 
 def test_card_is_optional_so_a_transaction_without_it_parses() -> None:
     parsed = parse_transaction(POISON["missing field"][0])
-    assert isinstance(parsed, Transaction) and parsed.card_id is None
+    assert isinstance(parsed, Parsed) and parsed.transaction.card_id is None
 
 
 def test_a_valid_message_is_a_transaction() -> None:
     parsed = parse_transaction(encoded(body(amount=7)))
-    assert isinstance(parsed, Transaction)
-    assert parsed.amount == 7 and parsed.timestamp == datetime(2025, 6, 2, 14, tzinfo=UTC)
+    assert isinstance(parsed, Parsed) and parsed.ignored == ()
+    transaction = parsed.transaction
+    assert transaction.amount == 7 and transaction.timestamp == datetime(2025, 6, 2, 14, tzinfo=UTC)
+
+
+def test_unknown_fields_are_ignored_and_named() -> None:
+    parsed = parse_transaction(encoded(body(amount=7, colour="red", pin=1)))
+    assert isinstance(parsed, Parsed)
+    assert sorted(parsed.ignored) == ["colour", "pin"] and parsed.transaction.amount == 7
+
+
+def test_the_future_bound_is_the_callers() -> None:
+    soon = (datetime.now(UTC) + timedelta(minutes=30)).isoformat()
+    assert isinstance(parse_transaction(encoded(body(timestamp=soon))), Parsed)
+    refused = parse_transaction(encoded(body(timestamp=soon)), timedelta(minutes=5))
+    assert isinstance(refused, Rejected) and "ahead of the clock" in refused.error
+    assert isinstance(parse_transaction(POISON["far future"][0], None), Parsed)
+
+
+@pytest.mark.parametrize("error", [OverflowError("date value out of range"), KeyError("x")])
+def test_whatever_the_parser_raises_is_a_rejection(
+    error: Exception, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(*_: object, **__: object) -> None:
+        raise error
+
+    monkeypatch.setattr(Transaction, "model_validate_json", fail)
+    parsed = parse_transaction(encoded(body()))
+    assert isinstance(parsed, Rejected) and type(error).__name__ in parsed.error
 
 
 def decision(tx: str, action: Action = Action.APPROVE) -> DecisionRecord:
@@ -240,8 +280,13 @@ class Sink:
         self.journal.events.append("abort")
 
 
+# The amount the stand-in model refuses, as a booster refuses a value it cannot score.
+REFUSED_AMOUNT = 666.0
+
+
 class Graph:
-    """Declines amounts over 100, approves the rest; can be told to fail its next calls."""
+    """Declines amounts over 100, approves the rest; can be told to be away for its next calls,
+    and refuses every batch holding ``REFUSED_AMOUNT``."""
 
     def __init__(self, journal: Journal, failures: int = 0) -> None:
         self.journal = journal
@@ -252,7 +297,9 @@ class Graph:
         self.journal.events.append("decide")
         if self.failures:
             self.failures -= 1
-            raise RuntimeError("graph restarting")
+            raise Unavailable("graph restarting")
+        if any(t.amount == REFUSED_AMOUNT for t in transactions):
+            raise ValueError(f"the model cannot score an amount of {REFUSED_AMOUNT}")
         self.calls.append([t.transaction_id for t in transactions])
         return [
             decision(t.transaction_id, Action.DECLINE if t.amount > 100 else Action.APPROVE)
@@ -261,16 +308,28 @@ class Graph:
 
 
 class Log:
+    """Keeps the first decision of each id; can be told to be away for its next writes."""
+
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
         self.rows: dict[str, str] = {}
+        self.records: dict[str, DecisionRecord] = {}
+        self.failures = 0
 
     def write(self, decisions: list[DecisionRecord], transactions: list[Transaction]) -> int:
         self.journal.events.append("log")
+        if self.failures:
+            self.failures -= 1
+            raise Unavailable("the decision log: connection refused")
         new = [d for d in decisions if d["transaction_id"] not in self.rows]
         for d in new:
             self.rows[d["transaction_id"]] = d["decision"]
+            self.records[d["transaction_id"]] = d
         return len(new)
+
+    def logged(self, ids: list[str]) -> dict[str, DecisionRecord]:
+        self.journal.events.append("lookup")
+        return {tx: self.records[tx] for tx in ids if tx in self.records}
 
 
 @dataclass
@@ -292,7 +351,7 @@ def rig(batches: list[list[Message]], failures: int = 0, **settings: Any) -> Rig
     graph, log = Graph(journal, failures), Log(journal)
     sleeps: list[float] = []
     loop = StreamLoop(
-        source, sink, graph, log.write, KafkaSettings(**settings), sleep=sleeps.append
+        source, sink, graph, log.write, log.logged, KafkaSettings(**settings), sleep=sleeps.append
     )
     return Rig(loop, journal, source, sink, graph, log, sleeps)
 
@@ -316,11 +375,22 @@ def test_a_batch_is_decided_written_out_and_only_then_committed() -> None:
     topics = [topic for topic, *_ in r.sink.produced]
     assert topics.count("decisions") == 3 and topics.count("alerts") == 1
     assert topics.count("transactions.dlq") == 1
+    assert r.journal.events.index("log") < r.journal.events.index("produce decisions"), (
+        "logged before anything is produced"
+    )
     assert r.journal.events.index("log") < r.journal.events.index("flush")
     assert r.journal.events[-1] == "commit"
     assert r.source.committed == {("transactions", 0): 13, ("transactions", 1): 8}
     assert r.log.rows == {"a": "approve", "b": "decline", "c": "approve"}
-    assert set(outcome.stages) == {"poll", "parse", "graph", "produce", "log", "commit"}
+    assert set(outcome.stages) == {
+        "poll",
+        "parse",
+        "lookup",
+        "graph",
+        "produce",
+        "log",
+        "commit",
+    }
     assert r.loop.stats.stage_seconds.keys() == outcome.stages.keys()
 
 
@@ -358,6 +428,96 @@ def test_a_failed_graph_call_rewinds_and_commits_nothing_until_it_succeeds() -> 
 
     assert r.loop.step() is not None
     assert r.source.committed == {("transactions", 0): 13, ("transactions", 1): 8}
+
+
+def test_while_the_log_is_away_nothing_is_produced_again() -> None:
+    batch = mixed_batch()
+    r = rig([batch] * 4)
+    r.log.failures = 3
+    outcomes = [r.loop.step() for _ in range(4)]
+    assert outcomes[:3] == [None] * 3 and outcomes[3] is not None
+    decisions = [p for p in r.sink.produced if p[0] == "decisions"]
+    assert len(decisions) == 3, "each decision produced once, after the log took it"
+    assert r.loop.stats.dead_lettered == 1, "only the message that is not a transaction"
+    assert r.source.committed == {("transactions", 0): 13, ("transactions", 1): 8}
+
+
+def test_a_message_the_model_refuses_is_isolated_and_its_neighbours_are_committed() -> None:
+    batch = [
+        Message(encoded(body(f"n{i}", amount=REFUSED_AMOUNT if i == 5 else 10 + i)), 0, 100 + i)
+        for i in range(8)
+    ]
+    r = rig([batch], max_attempts=2)
+    outcome = r.loop.step()
+    assert outcome is not None
+    assert (outcome.messages, outcome.decided, outcome.dead_lettered) == (8, 7, 1)
+    assert set(r.log.rows) == {f"n{i}" for i in range(8) if i != 5}
+    dead = [p for p in r.sink.produced if p[0] == "transactions.dlq"]
+    assert len(dead) == 1 and dead[0][3]["source.offset"] == "105"
+    assert "failed 2 times after validation" in dead[0][3]["error"]
+    assert "ValueError: the model cannot score an amount of 666.0" in dead[0][3]["error"]
+    assert r.source.committed == {("transactions", 0): 108}
+    assert r.loop.stats.split_batches == 1 and r.loop.stats.dead_lettered == 1
+    decided = {decode_decision(p[2]).transaction_id for p in r.sink.produced if p[0] == "decisions"}
+    assert decided == set(r.log.rows)
+
+
+def test_a_batch_of_one_message_the_model_refuses_is_dead_lettered() -> None:
+    r = rig([[Message(encoded(body("only", amount=REFUSED_AMOUNT)), 3, 9)]])
+    outcome = r.loop.step()
+    assert outcome is not None and outcome.dead_lettered == 1
+    assert r.graph.calls == [] and r.source.committed == {("transactions", 3): 10}
+    assert r.journal.events.count("decide") == r.loop.settings.max_attempts
+
+
+def test_a_graph_that_is_away_never_dead_letters_anything() -> None:
+    batch = mixed_batch()
+    r = rig([batch] * 6, failures=5, max_attempts=2)
+    outcomes = [r.loop.step() for _ in range(6)]
+    assert outcomes[-1] is not None and outcomes[:-1] == [None] * 5
+    assert r.loop.stats.dead_lettered == 1 and r.loop.stats.split_batches == 0
+
+
+def test_a_transaction_sent_again_gets_the_logged_decision_marked_as_a_replay() -> None:
+    first = [Message(encoded(body("a", amount=500)), 0, 1)]
+    again = [
+        Message(encoded(body("a", amount=5)), 0, 2),
+        Message(encoded(body("b", amount=7)), 0, 3),
+        Message(encoded(body("b", amount=900)), 0, 4),
+    ]
+    r = rig([first, again])
+    r.loop.step()
+    outcome = r.loop.step()
+    assert outcome is not None
+    assert (outcome.decided, outcome.replayed, outcome.alerts) == (3, 2, 1)
+    assert r.graph.calls == [["a"], ["b"]], "each id decided once"
+    produced = [p for p in r.sink.produced if p[0] == "decisions"]
+    replays = [decode_decision(p[2]) for p in produced if p[3].get("replay") == "true"]
+    assert [d.transaction_id for d in replays] == ["a", "b"]
+    assert replays[0].decision == Action.DECLINE, "the logged decision, not a new one"
+    assert replays[1] == decode_decision(produced[2][2]), "the batch's own decision for b"
+    assert r.log.rows == {"a": "decline", "b": "approve"}
+
+
+def test_a_batch_retried_after_the_log_took_it_still_alerts() -> None:
+    batch = [Message(encoded(body("big", amount=500)), 0, 1)]
+    r = rig([batch, batch])
+    r.sink.undelivered = 1
+    assert r.loop.step() is None
+    r.sink.undelivered = 0
+    outcome = r.loop.step()
+    assert outcome is not None and (outcome.replayed, outcome.alerts) == (1, 1)
+    alerts = [p for p in r.sink.produced if p[0] == "alerts"]
+    assert len(alerts) == 2 and alerts[-1][3]["replay"] == "true"
+    assert r.graph.calls == [["big"]], "decided once"
+
+
+def test_unknown_fields_are_counted_not_dead_lettered() -> None:
+    r = rig([[Message(encoded(body("u", colour="red")), 0, 1)]])
+    outcome = r.loop.step()
+    assert outcome is not None
+    assert (outcome.decided, outcome.dead_lettered, outcome.unknown_fields) == (1, 0, 1)
+    assert r.loop.stats.unknown_fields == 1
 
 
 def test_undelivered_output_is_not_committed() -> None:

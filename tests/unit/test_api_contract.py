@@ -1,0 +1,60 @@
+"""The HTTP contract's refusals, without Ray: what the serving API answers 422 to.
+
+A small app built by ``problem_app`` takes the same request bodies as the Serve ingress, so the
+status and the message a client gets are the ones checked here.
+"""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from fraud_ray.schema import Transaction
+from fraud_ray.http import problem_app
+from fraud_ray.serving.api import BatchRequest
+
+app = problem_app("contract", "the serving API's bodies")
+
+
+@app.post("/batch")
+async def batch(request: BatchRequest) -> dict[str, int]:
+    return {"transactions": len(request.transactions)}
+
+
+@app.post("/single")
+async def single(transaction: Transaction) -> dict[str, str]:
+    return {"transaction_id": transaction.transaction_id}
+
+
+client = TestClient(app)
+
+
+def body(tx: str = "t1", **fields: object) -> dict[str, object]:
+    return {"transaction_id": tx, "timestamp": "2025-06-02T14:00:00Z", "amount": 12.5} | fields
+
+
+def test_a_batch_repeating_an_id_is_refused_naming_it() -> None:
+    answer = client.post("/batch", json={"transactions": [body("a"), body("b"), body("a")]})
+    assert answer.status_code == 422
+    assert "transaction ids must be distinct in a batch: 'a' repeated" in answer.json()["message"]
+    assert client.post("/batch", json={"transactions": [body("a"), body("b")]}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"timestamp": "9999-12-31T23:00-05:00"}, "must be from 1970-01-01 to before 2200-01-01"),
+        ({"timestamp": "2199-01-01T00:00:00Z"}, "ahead of the clock"),
+        ({"transaction_id": "a\u0000b"}, "must not contain control characters"),
+        ({"amount": 5e-324}, "must be at least 1e-09"),
+        ({"colour": "red"}, "Extra inputs are not permitted"),
+    ],
+)
+def test_poison_over_http_is_a_422_naming_the_field(fields: dict, expected: str) -> None:
+    for path, content in (
+        ("/single", body(**fields)),
+        ("/batch", {"transactions": [body(**fields)]}),
+    ):
+        answer = client.post(path, json=content)
+        assert answer.status_code == 422, answer.text
+        assert expected in answer.json()["message"]
