@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from fraud_ray.schema import Transaction
 from fraud_ray.http import problem_app
+from fraud_ray.schema import Transaction
 from fraud_ray.serving.api import BatchRequest
 
 app = problem_app("contract", "the serving API's bodies")
