@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fraud_ray.costs import CostPolicy
 from fraud_ray.schema import LABEL, ModelRef
 from fraud_ray.serving.gate import check_reference_scores, check_scores
 from fraud_ray.serving.pipeline import ModelRefused, ServingModel
@@ -13,6 +14,7 @@ from fraud_ray.serving.pipeline import ModelRefused, ServingModel
 from .test_model import SPEC, make_model
 
 REF = ModelRef(name="fraud-test", version="5")
+POLICY = CostPolicy(review_cost=3.0, decline_cost=10.0)
 
 
 def reference_sample(with_labels: bool = True) -> tuple[ServingModel, pd.DataFrame]:
@@ -23,7 +25,7 @@ def reference_sample(with_labels: bool = True) -> tuple[ServingModel, pd.DataFra
     if with_labels:
         amount = SPEC.names.index("amount")
         sample[LABEL] = (rows[:, amount] > 1.2).astype(int)
-    return ServingModel(model, REF, SPEC, reasons=0), sample
+    return ServingModel(model, REF, SPEC, POLICY, reasons=0), sample
 
 
 def test_a_model_that_ranks_its_sample_passes() -> None:

@@ -130,7 +130,7 @@ def away() -> DecisionLog:
 def test_decisions_dropped_while_the_log_is_away_are_reported_when_it_returns(
     log: DecisionLog,
 ) -> None:
-    sink = DecisionRecorder(away, SPEC.names, pipeline().policy, max_pending=4)
+    sink = DecisionRecorder(away, SPEC.names, max_pending=4)
     sink.add(*answered(0, 3), log=True)
     sink.add(*answered(3, 3), log=True)
     pending = sink.take()

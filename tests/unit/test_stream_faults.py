@@ -218,6 +218,7 @@ class Graph:
                 "expected_cost": 1.0,
                 "reasons": [],
                 "model": {"name": "m", "version": "1"},
+                "costs": {"review_cost": 3.0, "decline_cost": 10.0},
                 "scored_at": "2025-06-02T00:00:00Z",
                 "latency_ms": float(self.calls),
             }
