@@ -26,7 +26,7 @@ from fraud_ray.runtime import configure_data
 from fraud_ray.schema import LABEL, TIMESTAMP
 from fraud_ray.settings import RaySettings, SimulatorSettings, TrainingSettings
 from fraud_ray.simulator import write_simulation
-from fraud_ray.train import booster_params, train_model
+from fraud_ray.training.distributed import booster_params, train_model
 
 
 def feature_table(rows: int, scratch: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:

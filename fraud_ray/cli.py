@@ -206,8 +206,8 @@ def train(
     ] = False,
 ) -> None:
     """Tune, train, calibrate and register a model; ends with one JSON line of the result."""
-    from fraud_ray.training import TrainingError
-    from fraud_ray.training import train as run_training
+    from fraud_ray.training.job import TrainingError
+    from fraud_ray.training.job import train as run_training
 
     base = settings()
     if model_name:
@@ -247,8 +247,8 @@ def champion(
 ) -> None:
     """Show the model serving would load; on a fresh machine, train one first."""
     from fraud_ray.registry import Registry
-    from fraud_ray.training import TrainingError
-    from fraud_ray.training import train as run_training
+    from fraud_ray.training.job import TrainingError
+    from fraud_ray.training.job import train as run_training
 
     base = settings()
     alias = base.serving.model_alias

@@ -19,7 +19,7 @@ from fraud_ray.registry import Registry
 from fraud_ray.runtime import configure_data
 from fraud_ray.settings import RaySettings, Settings, SimulatorSettings
 from fraud_ray.simulator import write_simulation
-from fraud_ray.training import train
+from fraud_ray.training.job import train
 
 
 def free_port() -> int:

@@ -11,10 +11,10 @@ import pytest
 import ray.data
 from sklearn.metrics import average_precision_score
 
-from fraud_ray.resampling import Resampling, resample_dataset, resample_frame
 from fraud_ray.schema import LABEL, TRANSACTION_ID
 from fraud_ray.settings import TrainingSettings
-from fraud_ray.train import Family, booster_params, train_model
+from fraud_ray.training.distributed import Family, booster_params, train_model
+from fraud_ray.training.resampling import Resampling, resample_dataset, resample_frame
 
 FEATURES = ["signal", "weak_signal", "noise_a", "noise_b"]
 

@@ -13,7 +13,7 @@ import pytest
 from fraud_ray.registry import Registry
 from fraud_ray.schema import DatasetMapping
 from fraud_ray.scoring import score_file
-from fraud_ray.training import TrainingError, train
+from fraud_ray.training.job import TrainingError, train
 
 from ..conftest import small_settings
 

@@ -45,12 +45,12 @@ from fraud_ray.metrics import evaluate
 from fraud_ray.model import FraudModel, load_booster, raw_scores
 from fraud_ray.plots import plot_calibration, plot_cost_curve, plot_precision_recall
 from fraud_ray.registry import REFERENCE_SAMPLE, RegisteredModel, Registry
-from fraud_ray.resampling import Resampling, resample_dataset
 from fraud_ray.runtime import init_ray
 from fraud_ray.schema import AMOUNT, CARD_ID, LABEL, TIMESTAMP, TRANSACTION_ID, DatasetMapping
 from fraud_ray.settings import Settings
-from fraud_ray.train import Booster, train_model
-from fraud_ray.tuning import split_config, tune_models
+from fraud_ray.training.distributed import Booster, train_model
+from fraud_ray.training.resampling import Resampling, resample_dataset
+from fraud_ray.training.search import split_config, tune_models
 
 TUNING_EXPERIMENT = "fraud-ray-tuning"
 REFERENCE_ROWS = 5000

@@ -26,11 +26,11 @@ from fraud_ray.calibration import Calibrator
 from fraud_ray.costs import CostPolicy
 from fraud_ray.metrics import evaluate
 from fraud_ray.model import BOOSTER_FILES
-from fraud_ray.resampling import Resampling, resample_dataset
 from fraud_ray.runtime import configure_data
 from fraud_ray.schema import LABEL
 from fraud_ray.settings import Settings
-from fraud_ray.train import Family, train_model
+from fraud_ray.training.distributed import Family, train_model
+from fraud_ray.training.resampling import Resampling, resample_dataset
 
 # setting -> (the trial metric it optimises, direction). Minimising expected cost means choosing the
 # model whose cost-policy decisions cost least on the validation labels: their realised cost.
