@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+from fraud_ray.boosters import BOOSTER_FILES, load_booster, raw_scores
 from fraud_ray.calibration import Calibrator
 from fraud_ray.costs import CostPolicy
 from fraud_ray.features.definitions import FeatureSpec
 
-BOOSTER_FILES = {"xgboost": "booster.json", "lightgbm": "booster.txt"}
 BUNDLE_FILE = "bundle.json"
 
 
@@ -108,18 +108,3 @@ class FraudModel:
             policy=CostPolicy(**bundle["policy"]),
             metadata=bundle["metadata"],
         )
-
-
-def load_booster(family: str, path: Path) -> xgb.Booster | lgb.Booster:
-    if family == "xgboost":
-        booster = xgb.Booster()
-        booster.load_model(str(path))
-        return booster
-    return lgb.Booster(model_file=str(path))
-
-
-def raw_scores(booster: xgb.Booster | lgb.Booster, matrix: np.ndarray) -> np.ndarray:
-    """Uncalibrated fraud probabilities of either family."""
-    if isinstance(booster, xgb.Booster):
-        return np.asarray(booster.inplace_predict(matrix), dtype=np.float64)
-    return np.asarray(booster.predict(matrix), dtype=np.float64)

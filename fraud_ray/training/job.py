@@ -28,6 +28,7 @@ from ray.air.integrations.mlflow import MLflowLoggerCallback
 from ray.data.aggregate import Count, Max, Min, Sum
 from ray.data.expressions import col
 
+from fraud_ray.boosters import Booster, load_booster, raw_scores
 from fraud_ray.calibration import Calibrator
 from fraud_ray.costs import CostPolicy
 from fraud_ray.data import (
@@ -42,13 +43,13 @@ from fraud_ray.data import (
 from fraud_ray.features.definitions import FeatureSpec
 from fraud_ray.features.distributed import build_features
 from fraud_ray.metrics import evaluate
-from fraud_ray.model import FraudModel, load_booster, raw_scores
+from fraud_ray.model import FraudModel
 from fraud_ray.plots import plot_calibration, plot_cost_curve, plot_precision_recall
 from fraud_ray.registry import REFERENCE_SAMPLE, RegisteredModel, Registry
 from fraud_ray.runtime import init_ray
 from fraud_ray.schema import AMOUNT, CARD_ID, LABEL, TIMESTAMP, TRANSACTION_ID, DatasetMapping
 from fraud_ray.settings import Settings
-from fraud_ray.training.distributed import Booster, train_model
+from fraud_ray.training.distributed import train_model
 from fraud_ray.training.resampling import Resampling, resample_dataset
 from fraud_ray.training.search import split_config, tune_models
 

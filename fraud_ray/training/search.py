@@ -22,14 +22,14 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from fraud_ray.boosters import BOOSTER_FILES, Family
 from fraud_ray.calibration import Calibrator
 from fraud_ray.costs import CostPolicy
 from fraud_ray.metrics import evaluate
-from fraud_ray.model import BOOSTER_FILES
 from fraud_ray.runtime import configure_data
 from fraud_ray.schema import LABEL
 from fraud_ray.settings import Settings
-from fraud_ray.training.distributed import Family, train_model
+from fraud_ray.training.distributed import train_model
 from fraud_ray.training.resampling import Resampling, resample_dataset
 
 # setting -> (the trial metric it optimises, direction). Minimising expected cost means choosing the
