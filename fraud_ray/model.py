@@ -11,12 +11,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
-import xgboost as xgb
 
-from fraud_ray.boosters import BOOSTER_FILES, load_booster, raw_scores
+from fraud_ray.boosters import BOOSTER_FILES, Booster, contributions, load_booster, raw_scores
 from fraud_ray.calibration import Calibrator
 from fraud_ray.costs import CostPolicy
 from fraud_ray.features.definitions import FeatureSpec
@@ -35,7 +33,7 @@ class Scored:
 
 @dataclass
 class FraudModel:
-    booster: xgb.Booster | lgb.Booster
+    booster: Booster
     family: str
     calibrator: Calibrator
     spec: FeatureSpec
@@ -73,12 +71,7 @@ class FraudModel:
         callers ask for it only for the rows someone will read.
         """
         matrix = np.asarray(rows, dtype=np.float64)
-        if isinstance(self.booster, xgb.Booster):
-            data = xgb.DMatrix(matrix, feature_names=self.features)
-            contributions = self.booster.predict(data, pred_contribs=True)
-        else:
-            contributions = self.booster.predict(matrix, pred_contrib=True)
-        return np.asarray(contributions)[:, : len(self.features)]
+        return contributions(self.booster, matrix, self.features)[:, : len(self.features)]
 
     def save(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
