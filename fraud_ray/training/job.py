@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import ray.data
+from mlflow.entities.model_registry import ModelVersion
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 from ray.data.aggregate import Count, Max, Min, Sum
 from ray.data.expressions import col
@@ -222,6 +223,44 @@ def train(
         seconds=time.perf_counter() - started,
         trials=len(outcome.trials),
     )
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The version serving would load, and the quick training that made it if there was one."""
+
+    version: ModelVersion
+    alias: str
+    trained: TrainingResult | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.version.name}/{self.version.version}"
+
+
+def ensure_champion(
+    settings: Settings, data: Path | None = None, *, train_if_missing: bool = False, trials: int = 1
+) -> Champion:
+    """The model under ``serving.model_alias``; on a fresh machine, asked to, a quick one first.
+
+    ``trials`` is small by default: the point is a servable model in minutes, not the best one.
+    """
+    alias = settings.serving.model_alias
+    registry = Registry(settings.mlflow)
+    try:
+        return Champion(registry.resolve(f"@{alias}"), alias)
+    except Exception as error:  # MLflow raises its own types for a missing model or alias
+        if not train_if_missing:
+            raise TrainingError(
+                f"no {settings.mlflow.model_name}@{alias} in {settings.mlflow.tracking_uri} "
+                f"({error}); run `fraud-ray train` or `fraud-ray champion --train-if-missing`"
+            ) from error
+    source = data or settings.data.raw_dir
+    if not source.exists() or not any(source.iterdir()):
+        raise TrainingError(f"no transactions in {source}: run `fraud-ray simulate` first")
+    mapping = DatasetMapping.from_yaml(settings.data.mapping) if settings.data.mapping else None
+    result = train(settings, source, mapping, trials=trials, alias=alias)
+    return Champion(registry.resolve(f"@{alias}"), alias, result)
 
 
 def _default_start(first: pd.Timestamp, spec: FeatureSpec) -> pd.Timestamp:
