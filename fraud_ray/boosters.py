@@ -9,7 +9,7 @@ parameters in with ``params``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +21,7 @@ import xgboost as xgb
 Family = Literal["xgboost", "lightgbm"]
 Booster = xgb.Booster | lgb.Booster
 Arrays = tuple[np.ndarray, np.ndarray]
+OnRound = Callable[[Booster, int, float], None]
 
 BOOSTER_FILES: dict[str, str] = {"xgboost": "booster.json", "lightgbm": "booster.txt"}
 # The validation metric each library computes while boosting, under the library's own name.
@@ -236,3 +237,35 @@ def _fit_lightgbm(
     )
     rounds = len(history[VALIDATION][VALIDATION_METRICS["lightgbm"]])
     return Fitted(booster, booster.best_iteration - 1, rounds)
+
+
+class _XGBoostProgress(xgb.callback.TrainingCallback):
+    def __init__(self, on_round: OnRound) -> None:
+        self._on_round = on_round
+
+    def after_iteration(self, model: xgb.Booster, epoch: int, evals_log: dict[str, Any]) -> bool:
+        history = evals_log[VALIDATION][VALIDATION_METRICS["xgboost"]]
+        self._on_round(model, epoch + 1, float(max(history)))
+        return False  # never asks to stop: early stopping and the scheduler decide that
+
+
+class _LightGBMProgress:
+    order = 25  # after LightGBM's evaluation is recorded, before early stopping may end the run
+
+    def __init__(self, on_round: OnRound) -> None:
+        self._on_round = on_round
+        self._best = float("-inf")
+
+    def __call__(self, env: Any) -> None:
+        for data, name, value, _ in env.evaluation_result_list:
+            if data == VALIDATION and name == VALIDATION_METRICS["lightgbm"]:
+                self._best = max(self._best, float(value))
+        self._on_round(env.model, env.iteration + 1, self._best)
+
+
+def progress_callback(family: Family, on_round: OnRound) -> Any:
+    """The library callback that calls ``on_round(booster, rounds, best)`` after every round,
+    ``best`` being the best validation metric so far (the round early stopping would keep)."""
+    if family == "xgboost":
+        return _XGBoostProgress(on_round)
+    return _LightGBMProgress(on_round)

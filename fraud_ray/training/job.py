@@ -52,7 +52,8 @@ from fraud_ray.schema import AMOUNT, CARD_ID, LABEL, TIMESTAMP, TRANSACTION_ID, 
 from fraud_ray.settings import Settings
 from fraud_ray.training.distributed import train_model
 from fraud_ray.training.resampling import Resampling, resample_dataset
-from fraud_ray.training.search import split_config, tune_models
+from fraud_ray.training.search import tune_models
+from fraud_ray.training.trial import fit_frame, fits_one_process, split_config, training_frame
 
 TUNING_EXPERIMENT = "fraud-ray-tuning"
 REFERENCE_ROWS = 5000
@@ -83,6 +84,7 @@ class TrainingResult:
             "validation": self.validation,
             "test": self.test,
             "trials": self.trials,
+            **self.extra,
             "seconds": round(self.seconds, 1),
         }
 
@@ -222,6 +224,7 @@ def train(
         splits=splits,
         seconds=time.perf_counter() - started,
         trials=len(outcome.trials),
+        extra={"stopped_early": outcome.stopped_early, "rounds_trained": outcome.rounds_trained},
     )
 
 
@@ -290,10 +293,22 @@ def _refit(
     storage: Path,
 ) -> Booster:
     """The winning configuration, resampling included, trained again on the training window for
-    the rounds early stopping kept: that window has no later labelled rows to stop on."""
+    the rounds early stopping kept: that window has no later labelled rows to stop on. It boosts
+    where the trials did: in this process, or on Ray Train for a split that needs workers."""
+    training = settings.training
+    if fits_one_process(train.count(), training):
+        return fit_frame(
+            config,
+            training_frame(train, features),
+            None,
+            features,
+            training,
+            threads=training.cpus_per_trial,
+            num_boost_round=rounds,
+        ).booster
     family, params, strategy, ratio = split_config(config)
     resampled = resample_dataset(
-        train, features, Resampling(strategy=strategy, ratio=ratio, seed=settings.training.seed)
+        train, features, Resampling(strategy=strategy, ratio=ratio, seed=training.seed)
     )
     trained = train_model(
         resampled.data,
@@ -301,7 +316,7 @@ def _refit(
         features,
         family,
         params,
-        settings.training.model_copy(update={"num_boost_round": rounds}),
+        training.model_copy(update={"num_boost_round": rounds}),
         str(storage),
         scale_pos_weight=resampled.scale_pos_weight,
     )
