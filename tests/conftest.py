@@ -124,7 +124,7 @@ def small_settings(root: Path, **training: object) -> Settings:
 @pytest.fixture(scope="session")
 def training_run(_ray_shutdown: None, tmp_path_factory: pytest.TempPathFactory) -> tuple:
     """One tuning run on a small simulation, shared by the training and the model tests: a run
-    costs minutes on two cores (each Ray Train trial starts its worker processes afresh)."""
+    costs a minute or two on two cores."""
     ensure_ray()
     root = tmp_path_factory.mktemp("training")
     settings = small_settings(root)
