@@ -64,7 +64,8 @@ def search_space(trial: optuna.Trial, families: list[str]) -> None:
 class TuningOutcome:
     """The best trial: its configuration and metrics, its booster, and the number of boosting
     rounds early stopping kept, which a refit on later data trains for; and what the search
-    cost: trials ASHA stopped, boosting rounds trained over all trials."""
+    cost: trials stopped before their final report (by ASHA, or by the time budget), boosting
+    rounds trained over all trials."""
 
     config: dict[str, Any]
     metrics: dict[str, float]
