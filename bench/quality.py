@@ -4,7 +4,7 @@ Goal (training issue): on the built-in simulation with its default settings (5,0
 183 days), train 7 days, leave a 7-day label delay, test the next 7 days without the cards already
 known compromised, and beat the handbook's published tuned XGBoost (ROC AUC 0.869, AP 0.687, card
 precision@100 0.303); XGBoost on the amount alone shows what the features add. The tuned model is
-the project's own training job, `fraud_ray.training.train`, as `fraud-ray train` runs it with
+the project's own training job, `fraud_ray.training.job.train`, as `fraud-ray train` runs it with
 `split.validation: before` (the handbook's layout; `--validation after` measures the other one),
 so the figures and its wall time for 20 trials are what a user gets. Its test report is recomputed here
 on the bench's own copy of the test rows, which the baseline and the raw-score row share, with
@@ -50,7 +50,7 @@ from fraud_ray.runtime import init_ray
 from fraud_ray.schema import AMOUNT, CARD_ID, LABEL, TIMESTAMP
 from fraud_ray.settings import Settings, SimulatorSettings, TrainingSettings
 from fraud_ray.simulator import write_simulation
-from fraud_ray.training import TUNING_EXPERIMENT, train
+from fraud_ray.training.job import TUNING_EXPERIMENT, train
 
 # The handbook's XGBoost with hyperparameters chosen by prequential validation (Chapter 5, Model
 # selection): test figures, each the mean of four consecutive weekly test folds.
@@ -170,7 +170,7 @@ def measure(options: argparse.Namespace, scratch: Path) -> Quality:
         test, frauds.to_pandas(), splits, spec.label_delay_days
     )
 
-    print(f"tuning {options.trials} trials (fraud_ray.training.train)", flush=True)
+    print(f"tuning {options.trials} trials (fraud_ray.training.job.train)", flush=True)
     started = time.perf_counter()
     result = train(
         settings,
@@ -320,7 +320,7 @@ def _layout(q: Quality) -> list[str]:
     )
     if not q.splits.refit:
         return [
-            f"{common} `fraud_ray.training.train` with `split.validation: after` lays its windows "
+            f"{common} `fraud_ray.training.job.train` with `split.validation: after` lays its windows "
             "out as train | delay | validation | delay | test:",
             "",
             f"- train: {train};",
@@ -329,7 +329,7 @@ def _layout(q: Quality) -> list[str]:
             "and calibration saw no test label;",
         ]
     return [
-        f"{common} `fraud_ray.training.train` with `split.validation: before` lays them out as "
+        f"{common} `fraud_ray.training.job.train` with `split.validation: before` lays them out as "
         "the handbook does: train | delay | test for the registered model, and the same layout "
         "shifted back by a delay and a validation week for the choice among the trials:",
         "",

@@ -39,7 +39,7 @@ from fraud_ray.serving.graph import build_graph
 from fraud_ray.settings import KafkaSettings, ServingSettings, Settings, SimulatorSettings
 from fraud_ray.simulator import write_simulation
 from fraud_ray.streaming.pool import ConsumerPool
-from fraud_ray.training import train
+from fraud_ray.training.job import train
 
 KAFKA_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "kafka.sh"
 START = datetime(2025, 6, 2, tzinfo=UTC)

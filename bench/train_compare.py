@@ -19,6 +19,7 @@ import ray
 import xgboost as xgb
 from report import write_section
 
+from fraud_ray.boosters import booster_params
 from fraud_ray.data import read_transactions_pandas
 from fraud_ray.features.definitions import FeatureSpec
 from fraud_ray.features.offline import compute_features
@@ -26,7 +27,7 @@ from fraud_ray.runtime import configure_data
 from fraud_ray.schema import LABEL, TIMESTAMP
 from fraud_ray.settings import RaySettings, SimulatorSettings, TrainingSettings
 from fraud_ray.simulator import write_simulation
-from fraud_ray.train import booster_params, train_model
+from fraud_ray.training.distributed import train_model
 
 
 def feature_table(rows: int, scratch: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:

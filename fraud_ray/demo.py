@@ -186,7 +186,7 @@ def running_demo(
 
     from fraud_ray.runtime import init_ray
     from fraud_ray.simulator import write_simulation
-    from fraud_ray.training import train
+    from fraud_ray.training.job import train
 
     fresh(options.folder)
     settings = demo_settings(base, options.folder, run=time.strftime("%Y%m%d%H%M%S")).updated(

@@ -13,21 +13,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
-import xgboost as xgb
 
+from fraud_ray.boosters import BOOSTER_FILES, Booster, contributions, load_booster, raw_scores
 from fraud_ray.calibration import Calibrator
 from fraud_ray.features.definitions import FeatureSpec
 
-BOOSTER_FILES = {"xgboost": "booster.json", "lightgbm": "booster.txt"}
 BUNDLE_FILE = "bundle.json"
 
 
 @dataclass
 class FraudModel:
-    booster: xgb.Booster | lgb.Booster
+    booster: Booster
     family: str
     calibrator: Calibrator
     spec: FeatureSpec
@@ -59,12 +57,7 @@ class FraudModel:
         callers ask for it only for the rows someone will read.
         """
         matrix = np.asarray(rows, dtype=np.float64)
-        if isinstance(self.booster, xgb.Booster):
-            data = xgb.DMatrix(matrix, feature_names=self.features)
-            contributions = self.booster.predict(data, pred_contribs=True)
-        else:
-            contributions = self.booster.predict(matrix, pred_contrib=True)
-        return np.asarray(contributions)[:, : len(self.features)]
+        return contributions(self.booster, matrix, self.features)[:, : len(self.features)]
 
     def save(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
@@ -92,18 +85,3 @@ class FraudModel:
             ),
             metadata=bundle["metadata"],
         )
-
-
-def load_booster(family: str, path: Path) -> xgb.Booster | lgb.Booster:
-    if family == "xgboost":
-        booster = xgb.Booster()
-        booster.load_model(str(path))
-        return booster
-    return lgb.Booster(model_file=str(path))
-
-
-def raw_scores(booster: xgb.Booster | lgb.Booster, matrix: np.ndarray) -> np.ndarray:
-    """Uncalibrated fraud probabilities of either family."""
-    if isinstance(booster, xgb.Booster):
-        return np.asarray(booster.inplace_predict(matrix), dtype=np.float64)
-    return np.asarray(booster.predict(matrix), dtype=np.float64)

@@ -110,11 +110,24 @@ class SplitSettings(Section):
 
 
 class TrainingSettings(Section):
-    """Distributed training and tuning; the search space lives in ``fraud_ray.tuning``."""
+    """Distributed training and tuning; the search space lives in ``fraud_ray.training.search``."""
 
-    num_workers: PositiveInt = 1
+    num_workers: PositiveInt = Field(
+        1, description="Ray Train workers per fit when the split is above in_process_max_rows"
+    )
     cpus_per_worker: PositiveFloat = 1.0
     threads_per_worker: PositiveInt = 1
+    in_process_max_rows: PositiveInt = Field(
+        1_000_000,
+        description="a training split up to this many rows (or any split with num_workers 1) "
+        "is boosted inside each Tune trial's own process, not on Ray Train",
+    )
+    cpus_per_trial: PositiveInt = Field(
+        1, description="CPUs, and boosting threads, of a trial that boosts in its own process"
+    )
+    report_every: PositiveInt = Field(
+        10, description="boosting rounds between a trial's reports, the points ASHA judges it at"
+    )
     num_boost_round: PositiveInt = 200
     early_stopping_rounds: PositiveInt = 20
     families: list[Literal["xgboost", "lightgbm"]] = Field(
@@ -123,7 +136,9 @@ class TrainingSettings(Section):
     objective: Literal["average_precision", "expected_cost"] = "average_precision"
     trials: PositiveInt = 20
     time_budget_s: PositiveFloat = 1800.0
-    max_concurrent_trials: PositiveInt = 1
+    max_concurrent_trials: PositiveInt | None = Field(
+        None, description="trials at a time; null: as many as the cluster's CPUs hold"
+    )
     seed: int = 7
 
 

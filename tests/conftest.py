@@ -19,7 +19,7 @@ from fraud_ray.registry import Registry
 from fraud_ray.runtime import configure_data
 from fraud_ray.settings import RaySettings, Settings, SimulatorSettings
 from fraud_ray.simulator import write_simulation
-from fraud_ray.training import train
+from fraud_ray.training.job import train
 
 
 def free_port() -> int:
@@ -124,7 +124,7 @@ def small_settings(root: Path, **training: object) -> Settings:
 @pytest.fixture(scope="session")
 def training_run(_ray_shutdown: None, tmp_path_factory: pytest.TempPathFactory) -> tuple:
     """One tuning run on a small simulation, shared by the training and the model tests: a run
-    costs minutes on two cores (each Ray Train trial starts its worker processes afresh)."""
+    costs a minute or two on two cores."""
     ensure_ray()
     root = tmp_path_factory.mktemp("training")
     settings = small_settings(root)

@@ -20,6 +20,7 @@ from fraud_ray.cli.common import (
     settings,
 )
 from fraud_ray.data import DataValidationError
+from fraud_ray.schema import MappingError
 
 
 def train(
@@ -47,8 +48,8 @@ def train(
     ] = False,
 ) -> None:
     """Tune, train, calibrate and register a model; ends with one JSON line of the result."""
-    from fraud_ray.training import TrainingError
-    from fraud_ray.training import train as run_training
+    from fraud_ray.training.job import TrainingError
+    from fraud_ray.training.job import train as run_training
 
     base = settings()
     if model_name:
@@ -84,34 +85,15 @@ def champion(
     trials: Annotated[int, typer.Option(min=1, help="Trials of that quick training.")] = 1,
 ) -> None:
     """Show the model serving would load; on a fresh machine, train one first."""
-    from fraud_ray.registry import Registry
-    from fraud_ray.training import TrainingError
-    from fraud_ray.training import train as run_training
+    from fraud_ray.training.job import TrainingError, ensure_champion
 
-    base = settings()
-    alias = base.serving.model_alias
-    registry = Registry(base.mlflow)
     try:
-        version = registry.resolve(f"@{alias}")
-    except Exception as error:  # MLflow raises its own types for a missing model or alias
-        if not train_if_missing:
-            fail(
-                f"no {base.mlflow.model_name}@{alias} in {base.mlflow.tracking_uri} ({error}); "
-                "run `fraud-ray train` or `fraud-ray champion --train-if-missing`"
-            )
-        source = data or base.data.raw_dir
-        if not source.exists() or not any(source.iterdir()):
-            fail(f"no transactions in {source}: run `fraud-ray simulate` first")
-        console.print(f"no {alias} yet: training a quick model on {source} ({trials} trial)")
-        try:
-            result = run_training(base, source, load_mapping(base.data.mapping), trials=trials)
-        except (DataValidationError, TrainingError, ValueError) as failure:
-            fail(str(failure))
-        version = registry.resolve(f"@{alias}")
-        console.print(f"trained in {result.seconds:.0f} s")
-    console.print(
-        f"[bold]models:/{version.name}/{version.version}[/bold] is {alias} (run {version.run_id})"
-    )
+        found = ensure_champion(settings(), data, train_if_missing=train_if_missing, trials=trials)
+    except (DataValidationError, MappingError, TrainingError, ValueError) as error:
+        fail(str(error))
+    if found.trained is not None:
+        console.print(f"no {found.alias} yet: trained one in {found.trained.seconds:.0f} s")
+    console.print(f"[bold]{found.uri}[/bold] is {found.alias} (run {found.version.run_id})")
 
 
 def promote(

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
 import ray.data
 from sklearn.metrics import average_precision_score
 
-from fraud_ray.resampling import Resampling, resample_dataset, resample_frame
+from fraud_ray.boosters import Family, trees
 from fraud_ray.schema import LABEL, TRANSACTION_ID
 from fraud_ray.settings import TrainingSettings
-from fraud_ray.train import Family, booster_params, train_model
+from fraud_ray.training.distributed import train_model
+from fraud_ray.training.resampling import Resampling, resample_dataset, resample_frame
 
 FEATURES = ["signal", "weak_signal", "noise_a", "noise_b"]
 
@@ -54,12 +54,9 @@ def test_two_workers_learn_and_stop_early(
 
     assert model.rounds < settings.num_boost_round
     assert model.rounds == model.best_iteration + 1 + settings.early_stopping_rounds
-    trees = (
-        model.booster.num_trees()
-        if isinstance(model.booster, lgb.Booster)
-        else model.booster.num_boosted_rounds()
-    )
-    assert trees == model.best_iteration + 1  # the model kept is the best one, not the last
+    assert (
+        trees(model.booster) == model.best_iteration + 1
+    )  # the model kept is the best one, not the last
 
     assert [run.rank for run in model.workers] == [0, 1]
     assert all(run.world_size == 2 for run in model.workers)
@@ -83,12 +80,7 @@ def test_without_validation_every_round_is_kept(
     )
 
     assert (model.rounds, model.best_iteration) == (12, 11)
-    trees = (
-        model.booster.num_trees()
-        if isinstance(model.booster, lgb.Booster)
-        else model.booster.num_boosted_rounds()
-    )
-    assert trees == 12
+    assert trees(model.booster) == 12
     assert "average_precision" not in model.metrics
     assert average_precision_score(test[LABEL], model.predict_raw(test)) > 0.5
 
@@ -108,13 +100,3 @@ def test_ray_resampling_matches_pandas(ray_session: None, strategy: str) -> None
         produced.sort_values(TRANSACTION_ID, ignore_index=True),
         expected.data.sort_values(TRANSACTION_ID, ignore_index=True),
     )
-
-
-def test_booster_params_keep_each_familys_names() -> None:
-    xgboost = booster_params("xgboost", {"learning_rate": 0.1, "max_depth": 4}, 2, 5.0, seed=3)
-    assert xgboost["eta"] == 0.1 and "learning_rate" not in xgboost
-    assert xgboost["scale_pos_weight"] == 5.0 and xgboost["nthread"] == 2
-    lightgbm = booster_params("lightgbm", {"bagging_fraction": 0.8}, 1, 1.0)
-    assert lightgbm["bagging_freq"] == 1 and lightgbm["num_threads"] == 1
-    with pytest.raises(ValueError, match="num_leaves"):
-        booster_params("xgboost", {"num_leaves": 31}, 1, 1.0)

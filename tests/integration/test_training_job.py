@@ -14,7 +14,7 @@ from fraud_ray.costs import CostPolicy
 from fraud_ray.registry import Registry
 from fraud_ray.schema import DatasetMapping
 from fraud_ray.scoring import score_file
-from fraud_ray.training import TrainingError, train
+from fraud_ray.training.job import TrainingError, ensure_champion, train
 
 from ..conftest import small_settings
 
@@ -118,3 +118,18 @@ def test_a_window_without_fraud_is_refused_with_advice(ray_session: None, tmp_pa
     mapping = DatasetMapping(time="secs", time_unit="s", amount="amt", label="y")
     with pytest.raises(TrainingError, match="holds no fraud"):
         train(small_settings(tmp_path), tmp_path / "clean.csv", mapping, trials=1)
+
+
+def test_champion_on_a_fresh_machine_says_how_to_get_one(tmp_path: Path) -> None:
+    settings = small_settings(tmp_path)
+    with pytest.raises(TrainingError, match="fraud-ray champion --train-if-missing"):
+        ensure_champion(settings)
+    with pytest.raises(TrainingError, match="fraud-ray simulate"):
+        ensure_champion(settings, train_if_missing=True)
+
+
+def test_champion_is_found_once_trained(training_run: tuple) -> None:
+    settings, result = training_run
+    found = ensure_champion(settings, train_if_missing=True)
+    assert found.uri == result.registered.uri
+    assert found.trained is None

@@ -21,7 +21,7 @@ from sklearn.metrics import average_precision_score
 
 from fraud_ray.schema import LABEL
 from fraud_ray.settings import TrainingSettings
-from fraud_ray.train import train_model
+from fraud_ray.training.distributed import train_model
 
 FEATURES = ["signal", "noise"]
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraud_ray.resampling import Resampling, resample_frame
 from fraud_ray.schema import AMOUNT, CARD_ID, LABEL, TIMESTAMP, TRANSACTION_ID
+from fraud_ray.training.resampling import Resampling, resample_frame
 
 FEATURES = [AMOUNT, "velocity", "history"]
 

@@ -24,10 +24,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import ray.data
+from mlflow.entities.model_registry import ModelVersion
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 from ray.data.aggregate import Count, Max, Min, Sum
 from ray.data.expressions import col
 
+from fraud_ray.boosters import Booster, load_booster, raw_scores
 from fraud_ray.calibration import Calibrator
 from fraud_ray.costs import CostPolicy
 from fraud_ray.data import (
@@ -42,15 +44,16 @@ from fraud_ray.data import (
 from fraud_ray.features.definitions import FeatureSpec
 from fraud_ray.features.distributed import build_features
 from fraud_ray.metrics import evaluate
-from fraud_ray.model import FraudModel, load_booster, raw_scores
+from fraud_ray.model import FraudModel
 from fraud_ray.plots import plot_calibration, plot_cost_curve, plot_precision_recall
 from fraud_ray.registry import REFERENCE_SAMPLE, RegisteredModel, Registry
-from fraud_ray.resampling import Resampling, resample_dataset
 from fraud_ray.runtime import init_ray
 from fraud_ray.schema import AMOUNT, CARD_ID, LABEL, TIMESTAMP, TRANSACTION_ID, DatasetMapping
 from fraud_ray.settings import Settings
-from fraud_ray.train import Booster, train_model
-from fraud_ray.tuning import split_config, tune_models
+from fraud_ray.training.distributed import train_model
+from fraud_ray.training.resampling import Resampling, resample_dataset
+from fraud_ray.training.search import tune_models
+from fraud_ray.training.trial import fit_frame, fits_one_process, split_config, training_frame
 
 TUNING_EXPERIMENT = "fraud-ray-tuning"
 REFERENCE_ROWS = 5000
@@ -81,6 +84,7 @@ class TrainingResult:
             "validation": self.validation,
             "test": self.test,
             "trials": self.trials,
+            **self.extra,
             "seconds": round(self.seconds, 1),
         }
 
@@ -220,7 +224,46 @@ def train(
         splits=splits,
         seconds=time.perf_counter() - started,
         trials=len(outcome.trials),
+        extra={"stopped_early": outcome.stopped_early, "rounds_trained": outcome.rounds_trained},
     )
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The version serving would load, and the quick training that made it if there was one."""
+
+    version: ModelVersion
+    alias: str
+    trained: TrainingResult | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.version.name}/{self.version.version}"
+
+
+def ensure_champion(
+    settings: Settings, data: Path | None = None, *, train_if_missing: bool = False, trials: int = 1
+) -> Champion:
+    """The model under ``serving.model_alias``; on a fresh machine, asked to, a quick one first.
+
+    ``trials`` is small by default: the point is a servable model in minutes, not the best one.
+    """
+    alias = settings.serving.model_alias
+    registry = Registry(settings.mlflow)
+    try:
+        return Champion(registry.resolve(f"@{alias}"), alias)
+    except Exception as error:  # MLflow raises its own types for a missing model or alias
+        if not train_if_missing:
+            raise TrainingError(
+                f"no {settings.mlflow.model_name}@{alias} in {settings.mlflow.tracking_uri} "
+                f"({error}); run `fraud-ray train` or `fraud-ray champion --train-if-missing`"
+            ) from error
+    source = data or settings.data.raw_dir
+    if not source.exists() or not any(source.iterdir()):
+        raise TrainingError(f"no transactions in {source}: run `fraud-ray simulate` first")
+    mapping = DatasetMapping.from_yaml(settings.data.mapping) if settings.data.mapping else None
+    result = train(settings, source, mapping, trials=trials, alias=alias)
+    return Champion(registry.resolve(f"@{alias}"), alias, result)
 
 
 def _default_start(first: pd.Timestamp, spec: FeatureSpec) -> pd.Timestamp:
@@ -250,10 +293,22 @@ def _refit(
     storage: Path,
 ) -> Booster:
     """The winning configuration, resampling included, trained again on the training window for
-    the rounds early stopping kept: that window has no later labelled rows to stop on."""
+    the rounds early stopping kept: that window has no later labelled rows to stop on. It boosts
+    where the trials did: in this process, or on Ray Train for a split that needs workers."""
+    training = settings.training
+    if fits_one_process(train.count(), training):
+        return fit_frame(
+            config,
+            training_frame(train, features),
+            None,
+            features,
+            training,
+            threads=training.cpus_per_trial,
+            num_boost_round=rounds,
+        ).booster
     family, params, strategy, ratio = split_config(config)
     resampled = resample_dataset(
-        train, features, Resampling(strategy=strategy, ratio=ratio, seed=settings.training.seed)
+        train, features, Resampling(strategy=strategy, ratio=ratio, seed=training.seed)
     )
     trained = train_model(
         resampled.data,
@@ -261,7 +316,7 @@ def _refit(
         features,
         family,
         params,
-        settings.training.model_copy(update={"num_boost_round": rounds}),
+        training.model_copy(update={"num_boost_round": rounds}),
         str(storage),
         scale_pos_weight=resampled.scale_pos_weight,
     )

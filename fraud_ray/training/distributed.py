@@ -22,9 +22,8 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -37,12 +36,20 @@ from ray.train.lightgbm import LightGBMTrainer, get_network_params
 from ray.train.xgboost import XGBoostTrainer
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from fraud_ray.model import BOOSTER_FILES, load_booster
+from fraud_ray.boosters import (
+    BOOSTER_FILES,
+    Booster,
+    Family,
+    booster_params,
+    contributions,
+    fit,
+    load_booster,
+    raw_scores,
+)
 from fraud_ray.schema import LABEL
 from fraud_ray.settings import TrainingSettings
 
-Family = Literal["xgboost", "lightgbm"]
-Booster = xgb.Booster | lgb.Booster
+_TRAINERS = {"xgboost": XGBoostTrainer, "lightgbm": LightGBMTrainer}
 
 
 @dataclass(frozen=True)
@@ -69,18 +76,11 @@ class TrainedModel:
 
     def predict_raw(self, rows: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Fraud probabilities before calibration; a frame is read by feature name."""
-        matrix = self._matrix(rows)
-        if isinstance(self.booster, xgb.Booster):
-            return np.asarray(self.booster.inplace_predict(matrix), dtype="float64")
-        return np.asarray(self.booster.predict(matrix), dtype="float64")
+        return raw_scores(self.booster, self._matrix(rows))
 
     def contributions(self, rows: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Per-feature contributions to the log-odds, the bias last: shape (n, features + 1)."""
-        matrix = self._matrix(rows)
-        if isinstance(self.booster, xgb.Booster):
-            data = xgb.DMatrix(matrix, feature_names=list(self.features))
-            return np.asarray(self.booster.predict(data, pred_contribs=True), dtype="float64")
-        return np.asarray(self.booster.predict(matrix, pred_contrib=True), dtype="float64")
+        return contributions(self.booster, self._matrix(rows), list(self.features))
 
     def _matrix(self, rows: pd.DataFrame | np.ndarray) -> np.ndarray:
         if isinstance(rows, pd.DataFrame):
@@ -91,76 +91,6 @@ class TrainedModel:
                 f"expected rows of {len(self.features)} features, got an array of {matrix.shape}"
             )
         return matrix
-
-
-def booster_params(
-    family: Family,
-    params: dict[str, Any],
-    threads: int,
-    scale_pos_weight: float = 1.0,
-    *,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """The library's parameter dict for a family's tunable hyperparameters.
-
-    Each family keeps its own names (a search space is written per family), and a name the family
-    does not know is refused rather than silently ignored by the library. XGBoost takes ``eta`` or
-    its alias ``learning_rate``. LightGBM ignores ``bagging_fraction`` unless bagging runs every
-    so many rounds, so asking for it turns bagging on every round.
-    """
-    if family == "xgboost":
-        known = {
-            "max_depth",
-            "eta",
-            "learning_rate",
-            "subsample",
-            "colsample_bytree",
-            "min_child_weight",
-            "lambda",
-        }
-        _refuse_unknown(family, params, known)
-        if "eta" in params and "learning_rate" in params:
-            raise ValueError("xgboost: give eta or learning_rate, not both")
-        tuned = {("eta" if k == "learning_rate" else k): v for k, v in params.items()}
-        return {
-            "objective": "binary:logistic",
-            "eval_metric": "aucpr",
-            "tree_method": "hist",
-            "nthread": threads,
-            "seed": seed,
-            "verbosity": 0,
-            "scale_pos_weight": scale_pos_weight,
-            **tuned,
-        }
-    if family == "lightgbm":
-        known = {
-            "num_leaves",
-            "learning_rate",
-            "feature_fraction",
-            "bagging_fraction",
-            "min_data_in_leaf",
-        }
-        _refuse_unknown(family, params, known)
-        bagging = {"bagging_freq": 1} if params.get("bagging_fraction", 1.0) < 1.0 else {}
-        return {
-            "objective": "binary",
-            "metric": "average_precision",
-            "num_threads": threads,
-            "seed": seed,
-            "verbosity": -1,
-            "scale_pos_weight": scale_pos_weight,
-            **bagging,
-            **params,
-        }
-    raise ValueError(f"unknown model family {family!r}: choose xgboost or lightgbm")
-
-
-def _refuse_unknown(family: Family, params: dict[str, Any], known: set[str]) -> None:
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise ValueError(
-            f"{family} does not tune {', '.join(unknown)}; it tunes {', '.join(sorted(known))}"
-        )
 
 
 def train_model(
@@ -212,8 +142,7 @@ def train_model(
         if validation is None
         else validation.select_columns(columns).materialize().to_arrow_refs()
     )
-    trainer_class = XGBoostTrainer if family == "xgboost" else LightGBMTrainer
-    trainer = trainer_class(
+    trainer = _TRAINERS[family](
         _train_per_worker,
         train_loop_config=config,
         scaling_config=ScalingConfig(
@@ -252,11 +181,20 @@ def _train_per_worker(config: dict[str, Any]) -> None:
     """One Ray Train worker: fit on this shard with the others, then report once."""
     started = time.perf_counter()
     features: list[str] = config["features"]
+    family: Family = config["family"]
     rank = ray.train.get_context().get_world_rank()
     train = _arrays(config["train_shards"][rank], features)
     validation = None if config["validation"] is None else _arrays(config["validation"], features)
-    fit = _fit_xgboost if config["family"] == "xgboost" else _fit_lightgbm
-    booster, best_iteration, rounds, world_size = fit(train, validation, features, config)
+    params, world_size = _join_collective(family, config["params"])
+    fitted = fit(
+        family,
+        params,
+        train,
+        validation,
+        features,
+        config["num_boost_round"],
+        config["early_stopping_rounds"],
+    )
     run = WorkerRun(
         rank=rank,
         node_id=ray.get_runtime_context().get_node_id(),
@@ -266,18 +204,35 @@ def _train_per_worker(config: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         (root / f"worker-{rank}.json").write_text(json.dumps(asdict(run)))
-        metrics: dict[str, float] = {"best_iteration": best_iteration, "rounds": rounds}
+        metrics: dict[str, float] = {
+            "best_iteration": fitted.best_iteration,
+            "rounds": fitted.rounds,
+        }
         if rank == 0:
-            booster.save_model(str(root / BOOSTER_FILES[config["family"]]))
+            fitted.booster.save_model(str(root / BOOSTER_FILES[family]))
             if validation is not None:
-                model = TrainedModel(
-                    booster, config["family"], tuple(features), best_iteration, rounds, {}
-                )
-                scores = model.predict_raw(validation[0])
+                scores = raw_scores(fitted.booster, validation[0])
                 metrics["average_precision"] = float(average_precision_score(validation[1], scores))
                 metrics["roc_auc"] = float(roc_auc_score(validation[1], scores))
             metrics["worker_seconds"] = time.perf_counter() - started
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
+
+
+def _join_collective(family: Family, params: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """The parameters that make this worker boost with the others, and the world size the
+    library itself sees: XGBoost's Rabit collective is opened around this function by
+    ``XGBoostTrainer``, LightGBM needs the machine list ``LightGBMTrainer`` prepared."""
+    if family == "xgboost":
+        return params, xgb.collective.get_world_size()
+    world_size = ray.train.get_context().get_world_size()
+    if world_size > 1:
+        params = {
+            **params,
+            "tree_learner": "data_parallel",
+            "pre_partition": True,
+            **get_network_params(),
+        }
+    return params, world_size
 
 
 def _arrays(blocks: list[ray.ObjectRef], features: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -292,75 +247,3 @@ def _arrays(blocks: list[ray.ObjectRef], features: list[str]) -> tuple[np.ndarra
 def _floats(column: pa.ChunkedArray) -> np.ndarray:
     """Nulls become NaN, the missing value both libraries understand."""
     return column.cast(pa.float64()).to_numpy(zero_copy_only=False)
-
-
-def _fit_xgboost(
-    train: tuple[np.ndarray, np.ndarray],
-    validation: tuple[np.ndarray, np.ndarray] | None,
-    features: list[str],
-    config: dict[str, Any],
-) -> tuple[xgb.Booster, int, int, int]:
-    """XGBoost inside the Rabit collective Ray Train opened around this function."""
-    threads = config["params"]["nthread"]
-    dtrain = xgb.DMatrix(train[0], label=train[1], feature_names=features, nthread=threads)
-    world_size = xgb.collective.get_world_size()
-    if validation is None:
-        booster = xgb.train(config["params"], dtrain, num_boost_round=config["num_boost_round"])
-        rounds = booster.num_boosted_rounds()
-        return booster, rounds - 1, rounds, world_size
-    dvalid = xgb.DMatrix(
-        validation[0], label=validation[1], feature_names=features, nthread=threads
-    )
-    history: dict[str, Any] = {}
-    stopping = xgb.callback.EarlyStopping(
-        rounds=config["early_stopping_rounds"],
-        metric_name="aucpr",
-        data_name="validation",
-        maximize=True,
-        save_best=True,
-    )
-    booster = xgb.train(
-        config["params"],
-        dtrain,
-        num_boost_round=config["num_boost_round"],
-        evals=[(dvalid, "validation")],
-        evals_result=history,
-        callbacks=[stopping],
-        verbose_eval=False,
-    )
-    rounds = len(history["validation"]["aucpr"])
-    return booster, booster.best_iteration, rounds, world_size
-
-
-def _fit_lightgbm(
-    train: tuple[np.ndarray, np.ndarray],
-    validation: tuple[np.ndarray, np.ndarray] | None,
-    features: list[str],
-    config: dict[str, Any],
-) -> tuple[lgb.Booster, int, int, int]:
-    """LightGBM data-parallel over the machine list Ray Train handed to this worker."""
-    world_size = ray.train.get_context().get_world_size()
-    params = dict(config["params"])
-    if world_size > 1:
-        params.update(tree_learner="data_parallel", pre_partition=True, **get_network_params())
-    train_set = lgb.Dataset(train[0], label=train[1], feature_name=features)
-    if validation is None:
-        booster = lgb.train(params, train_set, num_boost_round=config["num_boost_round"])
-        rounds = booster.current_iteration()
-        return booster, rounds - 1, rounds, world_size
-    valid_set = lgb.Dataset(validation[0], label=validation[1], reference=train_set)
-    history: dict[str, Any] = {}
-    booster = lgb.train(
-        params,
-        train_set,
-        num_boost_round=config["num_boost_round"],
-        valid_sets=[valid_set],
-        valid_names=["validation"],
-        callbacks=[
-            lgb.early_stopping(config["early_stopping_rounds"], verbose=False),
-            lgb.record_evaluation(history),
-        ],
-    )
-    rounds = len(history["validation"]["average_precision"])
-    # LightGBM counts iterations from 1, XGBoost from 0; ``TrainedModel`` uses XGBoost's count.
-    return booster, booster.best_iteration - 1, rounds, world_size

@@ -1,0 +1,91 @@
+"""The search: trials that boost in their own process, stopped early by ASHA, and the same model
+whether a configuration is boosted in a trial's process or on Ray Train."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import ray.data
+from sklearn.metrics import average_precision_score
+
+from fraud_ray.boosters import load_booster
+from fraud_ray.costs import CostPolicy
+from fraud_ray.schema import AMOUNT, LABEL
+from fraud_ray.settings import CostSettings, Settings, TrainingSettings
+from fraud_ray.training.distributed import train_model
+from fraud_ray.training.resampling import Resampling, resample_dataset
+from fraud_ray.training.search import tune_models
+from fraud_ray.training.trial import fit_frame, training_frame
+
+from .test_training import FEATURES, synthetic
+
+
+def frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    train, validation, test = synthetic(4000, 11), synthetic(3000, 12), synthetic(2000, 13)
+    for frame in (train, validation, test):
+        frame[AMOUNT] = 50.0
+    return train, validation, test
+
+
+def test_weak_trials_stop_before_the_round_budget(ray_session: None, tmp_path: Path) -> None:
+    train, validation, _ = frames()
+    budget = 60
+    settings = Settings(
+        training={
+            "families": ["xgboost"],
+            "num_boost_round": budget,
+            "early_stopping_rounds": budget,  # only ASHA stops a trial here
+            "report_every": 5,
+        }
+    )
+    outcome = tune_models(
+        ray.data.from_pandas(train).materialize(),
+        validation,
+        FEATURES,
+        settings,
+        CostPolicy.from_settings(CostSettings()),
+        tmp_path,
+        trials=8,
+        time_budget_s=600,
+    )
+    rounds = outcome.trials["rounds"]
+    assert outcome.stopped_early >= 1
+    assert (rounds < budget).sum() == outcome.stopped_early
+    assert outcome.rounds_trained == rounds.sum() < 8 * budget
+    assert rounds.max() == budget  # the trials ASHA let through boosted the whole budget
+    assert outcome.metrics["average_precision"] > 0.5
+    assert outcome.booster_file.exists()
+
+
+def test_a_trial_and_ray_train_give_the_same_model(ray_session: None, tmp_path: Path) -> None:
+    train, validation, test = frames()
+    training = TrainingSettings(num_boost_round=80, early_stopping_rounds=5)
+    config = {"family": "xgboost", "resampling": "undersample", "ratio": 0.2, "max_depth": 4}
+    dataset = ray.data.from_pandas(train).materialize()
+    in_process = fit_frame(
+        config, training_frame(dataset, FEATURES), validation, FEATURES, training, threads=1
+    )
+    resampled = resample_dataset(dataset, FEATURES, Resampling("undersample", 0.2, training.seed))
+    on_ray_train = train_model(
+        resampled.data,
+        ray.data.from_pandas(validation),
+        FEATURES,
+        "xgboost",
+        {"max_depth": 4},
+        training,
+        str(tmp_path),
+    )
+
+    assert in_process.best_iteration == on_ray_train.best_iteration
+    saved = tmp_path / "in_process.json"
+    in_process.booster.save_model(str(saved))  # a checkpoint's booster keeps what the model needs
+    assert load_booster("xgboost", saved).save_config() == on_ray_train.booster.save_config()
+    matrix = test[FEATURES].to_numpy()
+    ap_here = average_precision_score(test[LABEL], in_process.booster.inplace_predict(matrix))
+    ap_there = average_precision_score(test[LABEL], on_ray_train.predict_raw(matrix))
+    assert abs(ap_here - ap_there) < 0.01
+    np.testing.assert_allclose(
+        in_process.booster.inplace_predict(matrix), on_ray_train.predict_raw(matrix), atol=0.02
+    )
