@@ -248,7 +248,19 @@ class ServingSettings(Section):
         description="a model version whose average precision on its own reference sample is "
         "lower is refused on reload and promote (so is one whose scores there are constant)",
     )
-    reload_token: str = Field("change-me", min_length=8)
+    operator_token: str = Field(
+        "change-me",
+        min_length=8,
+        description="bearer token for reload and feedback (what the system serves and learns)",
+    )
+    analyst_token: str = Field(
+        "change-me",
+        min_length=8,
+        description="bearer token for alerts, decisions, monitoring and the dashboard",
+    )
+    predict_token: str | None = Field(
+        None, min_length=8, description="bearer token predict requires; null: predict is open"
+    )
     reload_poll_s: PositiveFloat = 0.5
     reload_timeout_s: PositiveFloat = 60.0
     log_decisions: bool = Field(
