@@ -327,7 +327,9 @@ class Ingress:
         else:
             assert self.features is not None
             matched = await self.features.record_labels.remote(labels)
-        logged = await asyncio.to_thread(self.decision_log().record_labels, labels)
+        logged = await asyncio.to_thread(
+            self.decision_log().record_labels, labels, labelled_by="operator"
+        )
         return FeedbackResponse(received=len(labels), matched=matched, logged=logged)
 
     def decision_log(self) -> DecisionLog:
