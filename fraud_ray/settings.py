@@ -230,6 +230,11 @@ class ServingSettings(Section):
     batch_max_size: PositiveInt = 64
     batch_wait_timeout_s: float = Field(0.002, ge=0)
     max_batch_transactions: PositiveInt = 10_000
+    max_body_bytes: PositiveInt = Field(
+        8 * 1024 * 1024,
+        description="a larger request body is refused (413) before it is parsed; keep it above "
+        "max_batch_transactions transactions",
+    )
     reasons: int = Field(3, ge=0, description="top feature contributions given with each decision")
     reasons_for: Literal["alerts", "all"] = Field(
         "alerts",

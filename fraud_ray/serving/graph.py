@@ -186,6 +186,7 @@ class Ingress:
         self.online = online_features(settings, spec) if features is None else None
         self.app_name = serve.get_replica_context().app_name
         api.state.tokens = tokens(settings.serving)
+        api.state.max_body_bytes = settings.serving.max_body_bytes
         self._decision_log: DecisionLog | None = None
         api.state.decisions = DecisionLogReader(self.decision_log, settings.serving)
         self.metrics = GraphMetrics(self.app_name)
