@@ -227,6 +227,14 @@ class ServingSettings(Section):
     max_replicas: PositiveInt = 4
     target_ongoing_requests: PositiveFloat = 8.0
     max_ongoing_requests: PositiveInt = 64
+    max_queued_requests: PositiveInt | None = Field(
+        256,
+        description="requests waiting for an ingress replica beyond which Serve answers 503 with "
+        "Retry-After instead of queueing without bound; null: no bound",
+    )
+    retry_after_s: PositiveFloat = Field(
+        1.0, description="the Retry-After a request refused for a full queue is given"
+    )
     batch_max_size: PositiveInt = 64
     batch_wait_timeout_s: float = Field(0.002, ge=0)
     max_batch_transactions: PositiveInt = 10_000

@@ -25,6 +25,7 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import Depends, HTTPException, Response
 from ray import serve
+from ray.serve.config import BackpressureConfig
 from ray.serve.handle import DeploymentHandle
 
 from fraud_ray.access import analyst, check_exposure, operator, predictor, tokens
@@ -398,9 +399,13 @@ def build_graph(settings: Settings) -> serve.Application:
     scorer = Scorer.options(
         ray_actor_options={"num_cpus": serving.scorer_cpus}, **scorer_scaling, **common
     ).bind(settings, spec)
+    # Only the HTTP entry is bounded: Serve's proxy answers its overflow with a 503 and
+    # Retry-After, where a full queue behind it would reach the ingress as an exception.
     ingress = Ingress.options(
         num_replicas=serving.ingress_replicas,
         ray_actor_options={"num_cpus": serving.ingress_cpus},
+        max_queued_requests=serving.max_queued_requests or -1,
+        backpressure_config=BackpressureConfig(retry_after_s=serving.retry_after_s),
         **common,
     )
     if serving.fuse_steps:
