@@ -121,6 +121,26 @@ shadow_table = sa.Table(
     sa.Column(DECLINE_COST, sa.Float, nullable=False),
     sa.Column("scored_at", UtcDateTime, nullable=False),
 )
+# Every label as it was sent and by whom: the decisions table keeps the latest, which decides what
+# monitoring measures; this keeps what it replaced, so a flipped label can be traced to its sender.
+label_history_table = sa.Table(
+    "label_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(TRANSACTION_ID, sa.String(128), nullable=False, index=True),
+    sa.Column(LABEL, sa.SmallInteger, nullable=False),
+    sa.Column("labelled_at", UtcDateTime, nullable=False),
+    sa.Column("labelled_by", sa.String(64), nullable=False),
+)
+
+
+class LabelEntry(BaseModel):
+    """One label as it was received: which transaction, the label, when and from which role."""
+
+    transaction_id: str
+    is_fraud: int
+    labelled_at: datetime
+    labelled_by: str
 
 
 class DriverInsert:
@@ -423,12 +443,17 @@ class DecisionLog:
             ).scalar_one()
 
     def record_labels(
-        self, labels: Iterable[tuple[str, int]], labelled_at: datetime | None = None
+        self,
+        labels: Iterable[tuple[str, int]],
+        labelled_at: datetime | None = None,
+        labelled_by: str = "cli",
     ) -> int:
-        """Store (transaction_id, is_fraud) labels; returns how many named a logged transaction.
+        """Store (transaction_id, is_fraud) labels sent by ``labelled_by`` (a role, never a
+        token); returns how many named a logged transaction.
 
-        A later label for the same transaction replaces the earlier one: an analyst may overturn
-        a chargeback.
+        A later label for the same transaction replaces the earlier one on its decision (an
+        analyst may overturn a chargeback); every label stays in the history, in one transaction
+        with the update.
         """
         at = labelled_at or datetime.now(UTC)
         rows = [
@@ -442,8 +467,36 @@ class DecisionLog:
             .where(decisions_table.c[TRANSACTION_ID] == sa.bindparam("key"))
             .values({LABEL: sa.bindparam("label"), "labelled_at": sa.bindparam("at")})
         )
+        history = [
+            {
+                TRANSACTION_ID: row["key"],
+                LABEL: row["label"],
+                "labelled_at": at,
+                "labelled_by": labelled_by,
+            }
+            for row in rows
+        ]
         with self.engine.begin() as connection:
+            connection.execute(label_history_table.insert(), history)
             return connection.execute(statement, rows).rowcount
+
+    def label_history(self, transaction_id: str) -> list[LabelEntry]:
+        """Every label received for the transaction, oldest first."""
+        table = label_history_table
+        query = (
+            sa.select(
+                table.c[TRANSACTION_ID], table.c[LABEL], table.c.labelled_at, table.c.labelled_by
+            )
+            .where(table.c[TRANSACTION_ID] == transaction_id)
+            .order_by(table.c.id)
+        )
+        with self.engine.connect() as connection:
+            return [
+                LabelEntry(
+                    transaction_id=row[0], is_fraud=row[1], labelled_at=row[2], labelled_by=row[3]
+                )
+                for row in connection.execute(query)
+            ]
 
     def close(self) -> None:
         self.engine.dispose()

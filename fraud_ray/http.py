@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fraud_ray.schema import to_json
 
@@ -63,6 +64,7 @@ def problem_app(title: str, summary: str) -> FastAPI:
     app = FastAPI(title=title, summary=summary, version="1", responses={422: {"model": Problem}})
     app.add_exception_handler(RequestValidationError, validation_problem)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, http_problem)  # type: ignore[arg-type]
+    app.add_middleware(BodyLimit)
     return app
 
 
@@ -70,3 +72,48 @@ def json_response(content: object) -> Response:
     """Decisions are built valid, so they skip FastAPI's re-validation of the response model
     (milliseconds per thousand decisions); the model still documents the response in /docs."""
     return Response(to_json(content), media_type="application/json")
+
+
+class BodyLimit:
+    """Refuse a request body over ``app.state.max_body_bytes`` with a 413 before it is parsed.
+
+    ASGI middleware, so the check runs before FastAPI reads the body whole: a declared
+    Content-Length over the limit is refused unread, and a body streamed without one (chunked) is
+    counted as it arrives and refused once it passes the limit. The limit is read from the app's
+    state because the Serve ingress learns its settings after the app is built.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = getattr(scope["app"].state, "max_body_bytes", None) if "app" in scope else None
+        if scope["type"] != "http" or limit is None:
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            await too_large(limit)(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise HTTPException(413, too_large_message(limit))
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def too_large_message(limit: int) -> str:
+    return f"body: at most {limit} bytes (serving.max_body_bytes)"
+
+
+def too_large(limit: int) -> JSONResponse:
+    return JSONResponse(
+        status_code=413, content=Problem(message=too_large_message(limit)).model_dump()
+    )

@@ -75,7 +75,8 @@ SECRET_ENV: dict[str, str] = {
     "FRAUD_RAY_MLFLOW_TRACKING_URI": "mlflow-tracking-uri",
     "FRAUD_RAY_DECISIONS_URL": "decisions-url",
     "FRAUD_RAY_REDIS_URL": "redis-url",
-    "FRAUD_RAY_SERVING_RELOAD_TOKEN": "reload-token",
+    "FRAUD_RAY_SERVING_OPERATOR_TOKEN": "operator-token",
+    "FRAUD_RAY_SERVING_ANALYST_TOKEN": "analyst-token",
 }
 # A key the Secret may leave out: no webhook is then called.
 OPTIONAL_SECRET_ENV: dict[str, str] = {"FRAUD_RAY_MONITORING_WEBHOOK_URL": "webhook-url"}
@@ -380,6 +381,7 @@ def built_serve_config(root: Path, env: Mapping[str, str] = CLUSTER_ENV) -> dict
     Importing ``serve_app`` builds the graph, which reads the feature spec of the registry's
     champion; the spec is an argument bound to the deployments, which ``serve build`` does not
     write out. So the settings' spec stands in for it here, and generating needs no trained model.
+    The tokens come from the Secret in the pods, so the exposure check waits for them there.
     """
     from unittest import mock
 
@@ -397,6 +399,7 @@ def built_serve_config(root: Path, env: Mapping[str, str] = CLUSTER_ENV) -> dict
             mock.patch.object(
                 graph, "serving_spec", lambda s: FeatureSpec.from_settings(s.features)
             ),
+            mock.patch.object(graph, "check_exposure", lambda host, tokens: None),
         ):
             out = Path(folder) / "serve-build.yaml"
             result = CliRunner().invoke(

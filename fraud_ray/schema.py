@@ -32,6 +32,8 @@ AMOUNT = "amount"
 LABEL = "is_fraud"
 FRAUD_SCENARIO = "fraud_scenario"
 OPTIONAL_TEXT_FIELDS = ("merchant_category", "channel", "country")
+# More extra fields than any dataset mapping declares: a bound on what one transaction may carry.
+MAX_ATTRIBUTES = 64
 
 # Above a billion an amount is a data error, not a payment, and so is one below a billionth (a
 # denormal such as 5e-324 passes "greater than 0", then a card's next amount divided by its mean
@@ -84,7 +86,7 @@ Identifier = Annotated[
 OptionalIdentifier = Annotated[
     str | None, Field(min_length=1, max_length=128), AfterValidator(_text_without_controls)
 ]
-OptionalText = Annotated[str | None, AfterValidator(_text_without_controls)]
+OptionalText = Annotated[str | None, Field(max_length=128), AfterValidator(_text_without_controls)]
 
 
 class Transaction(BaseModel):
@@ -103,8 +105,12 @@ class Transaction(BaseModel):
     merchant_category: OptionalText = None
     channel: OptionalText = None
     country: OptionalText = None
-    attributes: dict[str, Annotated[float, Field(allow_inf_nan=False)]] = Field(
+    attributes: dict[
+        Annotated[str, Field(min_length=1, max_length=128)],
+        Annotated[float, Field(allow_inf_nan=False)],
+    ] = Field(
         default_factory=dict,
+        max_length=MAX_ATTRIBUTES,
         description="extra numeric fields that the dataset mapping declares as features",
     )
 

@@ -242,9 +242,22 @@ class ServingSettings(Section):
     max_replicas: PositiveInt = 4
     target_ongoing_requests: PositiveFloat = 8.0
     max_ongoing_requests: PositiveInt = 64
+    max_queued_requests: PositiveInt | None = Field(
+        256,
+        description="requests waiting for an ingress replica beyond which Serve answers 503 with "
+        "Retry-After instead of queueing without bound; null: no bound",
+    )
+    retry_after_s: PositiveFloat = Field(
+        1.0, description="the Retry-After a request refused for a full queue is given"
+    )
     batch_max_size: PositiveInt = 64
     batch_wait_timeout_s: float = Field(0.002, ge=0)
     max_batch_transactions: PositiveInt = 10_000
+    max_body_bytes: PositiveInt = Field(
+        8 * 1024 * 1024,
+        description="a larger request body is refused (413) before it is parsed; keep it above "
+        "max_batch_transactions transactions",
+    )
     reasons: int = Field(3, ge=0, description="top feature contributions given with each decision")
     reasons_for: Literal["alerts", "all"] = Field(
         "alerts",
@@ -263,7 +276,19 @@ class ServingSettings(Section):
         description="a model version whose average precision on its own reference sample is "
         "lower is refused on reload and promote (so is one whose scores there are constant)",
     )
-    reload_token: str = Field("change-me", min_length=8)
+    operator_token: str = Field(
+        "change-me",
+        min_length=8,
+        description="bearer token for reload and feedback (what the system serves and learns)",
+    )
+    analyst_token: str = Field(
+        "change-me",
+        min_length=8,
+        description="bearer token for alerts, decisions, monitoring and the dashboard",
+    )
+    predict_token: str | None = Field(
+        None, min_length=8, description="bearer token predict requires; null: predict is open"
+    )
     reload_poll_s: PositiveFloat = 0.5
     reload_timeout_s: PositiveFloat = 60.0
     log_decisions: bool = Field(

@@ -204,6 +204,20 @@ class DecisionLogContract:
         assert overturned.labelled_at is not None
         assert overturned.labelled_at > first_at
 
+    def test_every_label_stays_in_the_history_with_its_sender(self, log: DecisionLog) -> None:
+        write(log, [1])
+        first_at = datetime(2025, 6, 9, tzinfo=UTC)
+        log.record_labels([("tx-00001", 1), ("tx-99999", 1)], first_at, labelled_by="operator")
+        log.record_labels([("tx-00001", 0)], labelled_by="cli")
+
+        history = log.label_history("tx-00001")
+        assert [(h.is_fraud, h.labelled_by) for h in history] == [(1, "operator"), (0, "cli")]
+        assert history[0].labelled_at == first_at and history[1].labelled_at > first_at
+        assert [h.labelled_by for h in log.label_history("tx-99999")] == ["operator"]
+        assert log.label_history("tx-00002") == []
+        current = log.get("tx-00001")
+        assert current is not None and current.is_fraud == 0
+
     def test_the_last_transaction_time_is_the_latest_logged(self, log: DecisionLog) -> None:
         assert log.last_transaction_time() is None
         write(log, [5, 2, 9, 1])

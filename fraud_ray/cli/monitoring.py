@@ -105,9 +105,13 @@ def monitor_serve(
     Reads the decision log and the registry the settings name, as the Serve app's /dashboard
     does; for teams that keep monitoring off the serving path.
     """
+    from fraud_ray.access import ExposedDefaultToken
     from fraud_ray.monitoring.app import serve
 
-    serve(settings(), host, port)
+    try:
+        serve(settings(), host, port)
+    except ExposedDefaultToken as error:
+        fail(str(error))
 
 
 def monitor_of(base: Settings) -> Monitor:

@@ -8,9 +8,10 @@ graph uses, and nothing else.
 from __future__ import annotations
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 
+from fraud_ray.access import analyst, check_exposure, tokens
 from fraud_ray.http import problem_app
 from fraud_ray.monitoring.routes import router
 from fraud_ray.monitoring.service import MonitoringService
@@ -23,7 +24,8 @@ def create_app(settings: Settings, monitoring: MonitoringService | None = None) 
         "fraud-ray monitoring",
         "Drift, performance and the champion against the challenger, from the decision log.",
     )
-    app.include_router(router)
+    app.include_router(router, dependencies=[Depends(analyst)])
+    app.state.tokens = tokens(settings.serving)
     app.state.monitoring = monitoring or MonitoringService(settings)
 
     @app.get("/", include_in_schema=False)
@@ -39,8 +41,10 @@ def create_app(settings: Settings, monitoring: MonitoringService | None = None) 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
     """Serve the standalone app until interrupted; host and port default to the settings'."""
+    host = host or settings.monitoring.host
+    check_exposure(host, tokens(settings.serving))
     uvicorn.run(
         create_app(settings),
-        host=host or settings.monitoring.host,
+        host=host,
         port=port or settings.monitoring.port,
     )

@@ -23,7 +23,7 @@ def reload_model(url: str, serving: ServingSettings) -> str:
     try:
         answer = httpx.post(
             f"{url}/api/v1/model/reload",
-            headers={"Authorization": f"Bearer {serving.reload_token}"},
+            headers={"Authorization": f"Bearer {serving.operator_token}"},
             timeout=serving.reload_timeout_s + 10,
         )
     except httpx.HTTPError as error:

@@ -25,8 +25,10 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import Depends, HTTPException, Response
 from ray import serve
+from ray.serve.config import BackpressureConfig
 from ray.serve.handle import DeploymentHandle
 
+from fraud_ray.access import analyst, check_exposure, operator, predictor, tokens
 from fraud_ray.decision_api import DecisionLogReader
 from fraud_ray.decision_api import router as decision_log_router
 from fraud_ray.decision_log import DecisionLog
@@ -38,7 +40,6 @@ from fraud_ray.monitoring.routes import router as monitoring_router
 from fraud_ray.monitoring.service import MonitoringService
 from fraud_ray.registry import Registry
 from fraud_ray.schema import Decision, DecisionRecord, Transaction
-from fraud_ray.serving.access import operator
 from fraud_ray.serving.api import (
     BatchRequest,
     BatchResponse,
@@ -75,8 +76,10 @@ api = problem_app(
     "fraud-ray",
     "Real-time card-fraud decisions: approve, review or decline by least expected cost.",
 )
-api.include_router(decision_log_router)  # /api/v1/alerts and /api/v1/decisions/*
-api.include_router(monitoring_router)  # /dashboard and /api/v1/monitoring/*
+# /api/v1/alerts and /api/v1/decisions/*
+api.include_router(decision_log_router, dependencies=[Depends(analyst)])
+# /dashboard and /api/v1/monitoring/*
+api.include_router(monitoring_router, dependencies=[Depends(analyst)])
 
 
 @serve.deployment
@@ -183,7 +186,8 @@ class Ingress:
         self.spec = spec
         self.online = online_features(settings, spec) if features is None else None
         self.app_name = serve.get_replica_context().app_name
-        api.state.reload_token = settings.serving.reload_token
+        api.state.tokens = tokens(settings.serving)
+        api.state.max_body_bytes = settings.serving.max_body_bytes
         self._decision_log: DecisionLog | None = None
         api.state.decisions = DecisionLogReader(self.decision_log, settings.serving)
         self.metrics = GraphMetrics(self.app_name)
@@ -279,7 +283,7 @@ class Ingress:
     async def health(self) -> dict[str, str]:
         return {"status": "ok"}
 
-    @api.post("/api/v1/predict/single", response_model=Decision)
+    @api.post("/api/v1/predict/single", response_model=Decision, dependencies=[Depends(predictor)])
     async def predict_single(self, transaction: Transaction) -> Response:
         return json_response((await self.decide_and_log([transaction]))[0])
 
@@ -287,6 +291,7 @@ class Ingress:
         "/api/v1/predict/batch",
         response_model=BatchResponse,
         responses={413: {"model": Problem}},
+        dependencies=[Depends(predictor)],
     )
     async def predict_batch(self, request: BatchRequest) -> Response:
         limit = self.settings.serving.max_batch_transactions
@@ -313,7 +318,9 @@ class Ingress:
         )
 
     @api.post("/api/v1/feedback", response_model=FeedbackResponse)
-    async def feedback(self, request: FeedbackRequest) -> FeedbackResponse:
+    async def feedback(
+        self, request: FeedbackRequest, _: Annotated[None, Depends(operator)]
+    ) -> FeedbackResponse:
         """Labels feed the terminals' risk features and join their decisions in the log, where
         monitoring measures the model's performance."""
         labels = [(label.transaction_id, label.is_fraud) for label in request.labels]
@@ -322,7 +329,9 @@ class Ingress:
         else:
             assert self.features is not None
             matched = await self.features.record_labels.remote(labels)
-        logged = await asyncio.to_thread(self.decision_log().record_labels, labels)
+        logged = await asyncio.to_thread(
+            self.decision_log().record_labels, labels, labelled_by="operator"
+        )
         return FeedbackResponse(received=len(labels), matched=matched, logged=logged)
 
     def decision_log(self) -> DecisionLog:
@@ -373,6 +382,7 @@ def build_graph(settings: Settings) -> serve.Application:
     """
     settings = settings.with_absolute_paths()
     serving = settings.serving
+    check_exposure(serving.host, tokens(serving))
     spec = serving_spec(settings)
     scorer_scaling: dict[str, Any] = (
         {
@@ -389,9 +399,13 @@ def build_graph(settings: Settings) -> serve.Application:
     scorer = Scorer.options(
         ray_actor_options={"num_cpus": serving.scorer_cpus}, **scorer_scaling, **common
     ).bind(settings, spec)
+    # Only the HTTP entry is bounded: Serve's proxy answers its overflow with a 503 and
+    # Retry-After, where a full queue behind it would reach the ingress as an exception.
     ingress = Ingress.options(
         num_replicas=serving.ingress_replicas,
         ray_actor_options={"num_cpus": serving.ingress_cpus},
+        max_queued_requests=serving.max_queued_requests or -1,
+        backpressure_config=BackpressureConfig(retry_after_s=serving.retry_after_s),
         **common,
     )
     if serving.fuse_steps:

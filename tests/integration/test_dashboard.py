@@ -188,6 +188,8 @@ def dashboard_url(logged: Logged) -> Iterator[str]:
     """The standalone app on a free port, in a thread of this process."""
     settings, log = logged.settings, logged.log
     app = create_app(settings, MonitoringService(settings, Monitor(settings, log), log))
+    # open: headless Chromium sends no credentials (tests/unit/test_access.py covers the guard)
+    app.state.tokens = {"analyst": None}
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -61,7 +61,8 @@ def test_the_rayservice_serve_config_deploys_and_decides(
         "mlflow-tracking-uri": f"sqlite:///{registry}",
         "decisions-url": f"sqlite:///{tmp_path / 'decisions.db'}",
         "redis-url": redis_url,
-        "reload-token": "kuberay-test-reload-token",
+        "operator-token": "kuberay-test-operator-token",
+        "analyst-token": "kuberay-test-analyst-token",
     }
     pod = pod_environment(service, secrets, tmp_path / "volume")
     pod["FRAUD_RAY_MLFLOW_MODEL_NAME"] = settings.mlflow.model_name  # the test registry's name

@@ -37,7 +37,10 @@ from fraud_ray.settings import Settings
 
 from ..conftest import ensure_ray, free_port
 
-TOKEN = "test-reload-token"
+TOKEN = "test-operator-token"
+ANALYST = "test-analyst-token"
+AS_OPERATOR = {"Authorization": f"Bearer {TOKEN}"}
+AS_ANALYST = {"Authorization": f"Bearer {ANALYST}"}
 # Registration's costs are only the MLflow pyfunc's default; the graph decides with the settings'.
 PYFUNC_COSTS = CostPolicy(review_cost=3.0, decline_cost=10.0)
 MAX_BATCH = 200
@@ -61,7 +64,8 @@ def served(
             ),
             "serving": settings.serving.model_copy(
                 update={
-                    "reload_token": TOKEN,
+                    "operator_token": TOKEN,
+                    "analyst_token": ANALYST,
                     "max_batch_transactions": MAX_BATCH,
                     "record_flush_s": 0.2,
                     "challenger_poll_s": 0.5,
@@ -171,7 +175,7 @@ def test_feedback_raises_the_risk_of_a_terminal_after_the_label_delay(
         {"transaction_id": t["transaction_id"], "is_fraud": int(t["terminal_id"] == "fb-risky")}
         for t in history
     ]
-    answer = client.post("/api/v1/feedback", json={"labels": labels}).json()
+    answer = client.post("/api/v1/feedback", json={"labels": labels}, headers=AS_OPERATOR).json()
     assert answer == {"received": 24, "matched": 24, "logged": 24}
 
     later = start + timedelta(days=9)
@@ -193,7 +197,7 @@ def logged_decisions(client: httpx.Client, ids: list[str], timeout_s: float = 30
     while len(found) < len(ids):
         for tx in ids:
             if tx not in found:
-                answer = client.get(f"/api/v1/decisions/{tx}")
+                answer = client.get(f"/api/v1/decisions/{tx}", headers=AS_ANALYST)
                 if answer.status_code == 200:
                     found[tx] = answer.json()
         if len(found) < len(ids):
@@ -337,10 +341,30 @@ def test_empty_and_oversized_batches_are_refused(client: httpx.Client) -> None:
     assert "max_batch_transactions" in oversized.json()["message"]
 
 
-def test_reload_needs_the_token(client: httpx.Client) -> None:
-    assert client.post("/api/v1/model/reload").status_code == 401
-    wrong = client.post("/api/v1/model/reload", headers={"Authorization": "Bearer nope-nope"})
-    assert wrong.status_code == 401
+GUARDED = [
+    ("POST", "/api/v1/model/reload", AS_OPERATOR),
+    ("POST", "/api/v1/feedback", AS_OPERATOR),
+    ("GET", "/api/v1/alerts", AS_ANALYST),
+    ("GET", "/api/v1/decisions/never-sent", AS_ANALYST),
+    ("GET", "/api/v1/monitoring/performance", AS_ANALYST),
+    ("GET", "/dashboard", AS_ANALYST),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "role"), GUARDED)
+def test_guarded_endpoints_refuse_no_token_a_wrong_one_and_the_default(
+    client: httpx.Client, method: str, path: str, role: dict[str, str]
+) -> None:
+    other = AS_ANALYST if role is AS_OPERATOR else AS_OPERATOR
+    for headers in (
+        {},
+        {"Authorization": "Bearer nope-nope"},
+        {"Authorization": "Bearer change-me"},
+        other,
+    ):
+        answer = client.request(method, path, headers=headers, json={"labels": []})
+        assert answer.status_code == 401, (path, headers, answer.text)
+        assert TOKEN not in answer.text and ANALYST not in answer.text
 
 
 def register_copy(settings: Settings, model: FraudModel) -> str:
@@ -438,7 +462,7 @@ def test_promotion_moves_the_aliases_and_the_graph_serves_the_challenger(
     ).version
     monkeypatch.setenv("FRAUD_RAY_MLFLOW_TRACKING_URI", settings.mlflow.tracking_uri)
     monkeypatch.setenv("FRAUD_RAY_MLFLOW_MODEL_NAME", settings.mlflow.model_name)
-    monkeypatch.setenv("FRAUD_RAY_SERVING_RELOAD_TOKEN", TOKEN)
+    monkeypatch.setenv("FRAUD_RAY_SERVING_OPERATOR_TOKEN", TOKEN)
     try:
         result = CliRunner().invoke(cli, ["promote", "--url", served[0]])
         assert result.exit_code == 0, result.output
@@ -487,7 +511,8 @@ def test_fuzzing_the_openapi_schema_finds_no_server_error(
         suppress_health_check=list(HealthCheck),
     )
     def no_server_error(case: schemathesis.Case) -> None:
-        answer = case.call(base_url=url, timeout=60)
+        roles = {"/api/v1/feedback": AS_OPERATOR, "/api/v1/model/reload": AS_OPERATOR}
+        answer = case.call(base_url=url, timeout=60, headers=roles.get(case.path, AS_ANALYST))
         assert answer.status_code < 500, (
             f"{case.method} {case.path} -> {answer.status_code}: {answer.text[:300]}"
         )

@@ -637,7 +637,8 @@ def test_the_alert_and_decision_endpoints_read_the_log(served: Served) -> None:
     finally:
         pool.stop()
     log = DecisionLog(served.settings.decisions.url)
-    with httpx.Client(base_url=served.url, timeout=60) as client:
+    analyst = {"Authorization": f"Bearer {served.settings.serving.analyst_token}"}
+    with httpx.Client(base_url=served.url, timeout=60, headers=analyst) as client:
         first = client.get("/api/v1/alerts", params={"limit": 3}).json()
         second = client.get("/api/v1/alerts", params={"limit": 3, "before": first["next"]}).json()
         one = sent[0]["transaction_id"]

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from fraud_ray.access import tokens
 from fraud_ray.decision_log import DecisionLog
 from fraud_ray.monitoring.app import create_app
 from fraud_ray.monitoring.dashboard import collect, render
@@ -417,7 +418,13 @@ def test_not_enough_data_is_kept_as_long_as_a_summary() -> None:
 
 
 def client_for(settings: Settings, monitor: HandMadeMonitor, log: DecisionLog) -> TestClient:
-    return TestClient(create_app(settings, MonitoringService(settings, monitor, log)))
+    return TestClient(
+        create_app(settings, MonitoringService(settings, monitor, log)), headers=analyst(settings)
+    )
+
+
+def analyst(settings: Settings) -> dict[str, str]:
+    return {"Authorization": f"Bearer {settings.serving.analyst_token}"}
 
 
 def test_the_dashboard_route_serves_the_page(log: DecisionLog, settings: Settings) -> None:
@@ -525,7 +532,7 @@ def test_an_app_without_monitoring_state_says_what_is_missing(settings: Settings
     app = create_app(settings)
     del app.state.monitoring
     with (
-        TestClient(app, raise_server_exceptions=True) as client,
+        TestClient(app, raise_server_exceptions=True, headers=analyst(settings)) as client,
         pytest.raises(RuntimeError, match=r"app\.state\.monitoring = Monitoring"),
     ):
         client.get("/api/v1/monitoring/drift")
@@ -537,13 +544,14 @@ def test_the_serve_ingress_app_serves_the_same_routes(log: DecisionLog, settings
     from fraud_ray.serving.graph import api
 
     api.state.monitoring = MonitoringService(settings, HandMadeMonitor(challenger=None), log)
+    api.state.tokens = tokens(settings.serving)
     try:
-        with TestClient(api) as client:
+        with TestClient(api, headers=analyst(settings)) as client:
             drift = client.get("/api/v1/monitoring/drift")
             missing = client.get("/api/v1/monitoring/comparison")
             paths = set(client.get("/openapi.json").json()["paths"])
     finally:
-        del api.state.monitoring
+        del api.state.monitoring, api.state.tokens
     assert drift.status_code == 200
     assert missing.status_code == 404 and "message" in missing.json()
     assert {

@@ -14,7 +14,7 @@ from fraud_ray.settings import ServingSettings
 
 from ..conftest import free_port
 
-SERVING = ServingSettings(reload_token="s3cret-token", reload_timeout_s=2)
+SERVING = ServingSettings(operator_token="s3cret-token", reload_timeout_s=2)
 
 
 class App(BaseHTTPRequestHandler):

@@ -14,7 +14,7 @@ from fraud_ray.features.definitions import FeatureSpec
 from fraud_ray.features.online import OnlineFeatures
 from fraud_ray.features.state import MemoryState
 from fraud_ray.model import FraudModel
-from fraud_ray.schema import MAX_AMOUNT, Action, Decision, ModelRef, Transaction
+from fraud_ray.schema import MAX_AMOUNT, MAX_ATTRIBUTES, Action, Decision, ModelRef, Transaction
 from fraud_ray.serving.pipeline import (
     NO_HISTORY,
     DecisionPipeline,
@@ -151,6 +151,24 @@ def test_times_no_payment_has_are_refused(moment: str) -> None:
     body = {"transaction_id": "t", "timestamp": moment, "amount": 5.0}
     with pytest.raises(ValidationError, match="timestamp"):
         Transaction.model_validate(body)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("transaction_id", "t" * 129),
+        ("card_id", "c" * 129),
+        ("merchant_category", "m" * 129),
+        ("channel", "c" * 129),
+        ("country", "x" * 129),
+        ("attributes", {f"extra_{i}": 1.0 for i in range(MAX_ATTRIBUTES + 1)}),
+        ("attributes", {"k" * 129: 1.0}),
+    ],
+)
+def test_oversized_fields_are_refused(field: str, value: object) -> None:
+    body = {"transaction_id": "t", "timestamp": "2025-01-01T00:00:00Z", "amount": 5.0}
+    with pytest.raises(ValidationError, match=field):
+        Transaction.model_validate(body | {field: value})
 
 
 def test_the_largest_accepted_amount_still_scores() -> None:
