@@ -101,7 +101,8 @@ def ensure_ray() -> None:
     if ray.is_initialized():
         return
     os.environ["RAY_AUTH_MODE"] = "disabled"  # Ray 2.60 turns token auth on by default
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # A Ray of the tests' own, never one that another process on the machine started.
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     configure_data(RaySettings())  # the Ray Data knobs production uses
     ray.data.DataContext.get_current().enable_progress_bars = False
 

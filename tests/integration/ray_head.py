@@ -14,6 +14,9 @@ from pathlib import Path
 from ..conftest import free_port
 
 BIN = Path(sys.executable).parent
+# `ray start` leaves its address here, and a later `ray.init()` without one connects to it: once this
+# head is gone, every Ray test after it would try to reach a dead cluster.
+ADDRESS_FILE = Path("/tmp/ray/ray_current_cluster")
 
 
 @contextmanager
@@ -23,6 +26,7 @@ def ray_head(env: dict[str, str], num_cpus: int, log: Path) -> Iterator[str]:
     ``env`` is the head's whole environment, as a pod's is: its processes, and so the Serve
     replicas and job drivers, inherit it.
     """
+    previous = ADDRESS_FILE.read_text() if ADDRESS_FILE.exists() else None
     dashboard = free_port()
     command = [
         str(BIN / "ray"),
@@ -52,3 +56,7 @@ def ray_head(env: dict[str, str], num_cpus: int, log: Path) -> Iterator[str]:
             head.wait(timeout=30)
         with suppress(ProcessLookupError):
             os.killpg(head.pid, signal.SIGKILL)  # whatever of the group outlived the head
+        if previous is None:
+            ADDRESS_FILE.unlink(missing_ok=True)
+        else:
+            ADDRESS_FILE.write_text(previous)
