@@ -177,7 +177,7 @@ def _amounts(raw: pd.Series, column: str, rows: _Rows) -> pd.Series:
     amounts = _numbers(raw, "amount", column, rows)
     rows.refuse(amounts.isna(), "amount", column, "missing", raw)
     rows.refuse(np.isinf(amounts), "amount", column, "infinite", raw)
-    rows.refuse(amounts <= 0, "amount", column, "zero or negative", raw)
+    rows.refuse(amounts < 0, "amount", column, "negative", raw)
     return amounts
 
 

@@ -32,9 +32,10 @@ FRAUD_SCENARIO = "fraud_scenario"
 OPTIONAL_TEXT_FIELDS = ("merchant_category", "channel", "country")
 
 # Above a billion an amount is a data error, not a payment; refusing it also keeps every feature
-# (amount ratios, log amounts) inside the float32 range the boosters compute in.
+# (amount ratios, log amounts) inside the float32 range the boosters compute in. Zero is a payment:
+# card verifications and pre-authorisations are ordinary traffic.
 MAX_AMOUNT = 1e9
-PositiveAmount = Annotated[float, Field(gt=0, le=MAX_AMOUNT, allow_inf_nan=False)]
+Amount = Annotated[float, Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)]
 # Card payments happen in this century or the next: a time outside is a data error, and keeping it
 # out keeps every time inside what epoch microseconds and pandas' timestamps can hold.
 EARLIEST_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
@@ -50,7 +51,7 @@ class Transaction(BaseModel):
     timestamp: datetime = Field(description="ISO 8601 or epoch seconds; naive times are UTC")
     card_id: str | None = Field(None, min_length=1, max_length=128)
     terminal_id: str | None = Field(None, min_length=1, max_length=128)
-    amount: PositiveAmount
+    amount: Amount
     merchant_category: str | None = None
     channel: str | None = None
     country: str | None = None

@@ -11,7 +11,8 @@ Conventions, shared by both paths:
   that order: the transaction itself is never part of its own history.
 - Terminal fraud rates cover ``[t - delay - window, t - delay)``: labels younger than the label
   delay are not known yet when a transaction is scored.
-- A value that has no meaning yet (the mean amount of a card never seen) is NaN, not a made-up 0.
+- A value that has no meaning yet (the mean amount of a card never seen) is NaN, not a made-up 0;
+  so is an amount compared with an average of 0, a history of zero-amount card verifications.
 """
 
 from __future__ import annotations

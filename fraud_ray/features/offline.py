@@ -129,7 +129,11 @@ def _entity_features(
                     mean = np.where(
                         count > 0, (amount_sums[position] - amount_sums[start]) / count, np.nan
                     )
-                    value = mean if definition.kind == Kind.MEAN_AMOUNT else amount / mean
+                    value = (
+                        mean
+                        if definition.kind == Kind.MEAN_AMOUNT
+                        else np.where(mean > 0, amount / mean, np.nan)
+                    )
                 case Kind.SECONDS_SINCE_PREVIOUS:
                     value = np.full(n, np.nan)
                     same = np.flatnonzero(key[1:] == key[:-1]) + 1

@@ -171,7 +171,7 @@ def _card_values(plan: _Plan, card: CardHistory | None, event: Event, row: np.nd
         mean = sum(card.amounts[start:end]) / count
         if window.mean >= 0:
             row[window.mean] = mean
-        if window.ratio >= 0:
+        if window.ratio >= 0 and mean > 0:
             row[window.ratio] = event.amount / mean
 
 

@@ -20,7 +20,9 @@ pytestmark = pytest.mark.consistency
 
 @pytest.fixture(scope="module")
 def history() -> pd.DataFrame:
-    """About 26,000 simulated transactions with every fraud scenario, labels on all of them."""
+    """About 26,000 simulated transactions with every fraud scenario, labels on all of them, and
+    zero amounts (card verifications): one payment in 20, and every payment of a few cards, whose
+    averages are then 0."""
     settings = SimulatorSettings(
         customers=300,
         terminals=600,
@@ -28,7 +30,12 @@ def history() -> pd.DataFrame:
         compromised_terminals_per_day=1,
         compromised_cards_per_day=1,
     )
-    return pd.concat([day for _, day in simulate_days(settings)], ignore_index=True)
+    history = pd.concat([day for _, day in simulate_days(settings)], ignore_index=True)
+    verifications = (np.arange(len(history)) % 20 == 0) | history["card_id"].isin(
+        history["card_id"].drop_duplicates().head(5)
+    )
+    history.loc[verifications, "amount"] = 0.0
+    return history
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -51,3 +58,5 @@ def test_online_replay_equals_offline(history: pd.DataFrame, state: FeatureState
     assert not wrong, f"online differs from offline in {mismatched.sum()} values of {wrong}"
     fraud_rate = spec.names.index("terminal_fraud_rate_30d")
     assert np.nanmax(got[:, fraud_rate]) > 0, "labels never reached the terminal fraud rates"
+    card_mean = spec.names.index("card_mean_amount_7d")
+    assert (got[:, card_mean] == 0).any(), "no card had an average of 0 to compare with"

@@ -221,6 +221,11 @@ def test_good_frame_passes() -> None:
     assert len(apply_mapping(_good(), MAPPING)) == 3
 
 
+def test_zero_amounts_are_payments() -> None:
+    frame = _good().assign(amt=[0.0, 12.5, 0.0])
+    assert apply_mapping(frame, MAPPING)["amount"].tolist() == [0.0, 12.5, 0.0]
+
+
 @pytest.mark.parametrize(
     ("column", "values", "fragment"),
     [
@@ -229,8 +234,8 @@ def test_good_frame_passes() -> None:
         ("amt", [1.0, "ten", 3.0], "not a number"),
         ("amt", [1.0, None, 3.0], "missing"),
         ("amt", [1.0, np.nan, 3.0], "missing"),
-        ("amt", [1.0, 0.0, 3.0], "zero or negative"),
-        ("amt", [1.0, -4.0, 3.0], "zero or negative"),
+        ("amt", [1.0, -4.0, 3.0], "negative"),
+        ("amt", [1.0, -0.01, 3.0], "negative"),
         ("amt", [1.0, np.inf, 3.0], "infinite"),
         ("fraud", [0, 2, 0], "not 0 or 1"),
         ("fraud", [0, "yes", 0], "not 0 or 1"),

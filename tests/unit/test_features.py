@@ -83,6 +83,30 @@ def test_card_windows_cover_the_history_before_the_transaction(compute) -> None:
 
 
 @both_paths
+def test_every_feature_copes_with_zero_amounts(compute) -> None:
+    spec = FeatureSpec(windows_days=(1, 7))
+    rows = [
+        ("v1", T0, "x", "m", 0.0, 0),  # a card verification
+        ("v2", T0 + pd.Timedelta(minutes=5), "x", "m", 0.0, 0),  # only zeros before it
+        ("buy", T0 + pd.Timedelta(hours=1), "x", "m", 80.0, 0),  # after a history averaging 0
+        ("after", T0 + pd.Timedelta(hours=2), "x", "m", 0.0, 0),  # a zero after a payment
+    ]
+    got = compute(rows, spec)
+    assert np.isfinite(got.drop(columns=[c for c in spec.names if "fraud_rate" in c])).sum().sum()
+    assert not np.isinf(got.to_numpy()).any()
+    assert got.loc["v1", "amount"] == 0.0
+    assert got.loc["v1", "log_amount"] == 0.0
+    assert got.loc["v2", "card_mean_amount_1d"] == 0.0
+    assert np.isnan(got.loc["v2", "amount_to_card_mean_1d"])  # 0 against an average of 0
+    assert got.loc["buy", "card_tx_count_1d"] == 2
+    assert got.loc["buy", "card_mean_amount_7d"] == 0.0
+    assert np.isnan(got.loc["buy", "amount_to_card_mean_7d"])  # 80 against an average of 0
+    assert got.loc["after", "card_mean_amount_1d"] == pytest.approx(80 / 3)
+    assert got.loc["after", "amount_to_card_mean_1d"] == 0.0
+    assert got.loc["after", "terminal_tx_count_1d"] == 3
+
+
+@both_paths
 def test_simultaneous_transactions_are_ordered_by_id(compute) -> None:
     rows = [("b", T0, "x", "m", 30.0, 0), ("a", T0, "x", "m", 10.0, 0)]
     got = compute(rows, FeatureSpec())
