@@ -7,7 +7,7 @@ import json
 import os
 import signal
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -25,8 +25,9 @@ from rich.progress import (
 from rich.table import Table
 
 from fraud_ray.data import DataValidationError
+from fraud_ray.durations import DurationError, parse_duration
 from fraud_ray.schema import DatasetMapping, MappingError
-from fraud_ray.settings import Settings, SettingsError, load_settings
+from fraud_ray.settings import Settings, SettingsError, SplitLayout, load_settings
 
 if TYPE_CHECKING:
     from fraud_ray.demo import DemoResult
@@ -190,7 +191,25 @@ def train(
     ] = None,
     train_end: Annotated[
         str | None,
-        typer.Option(help="ISO date or date-time, exclusive; default: split.train_days later."),
+        typer.Option(help="ISO date or date-time, exclusive; default: split.train_window later."),
+    ] = None,
+    label_delay: Annotated[
+        str | None,
+        typer.Option(
+            help="Labels younger than this are unknown: 0h, 36h, 7d, PT8H (default: "
+            "features.label_delay)."
+        ),
+    ] = None,
+    validation_window: Annotated[
+        str | None,
+        typer.Option(help="Length of validation, e.g. 8h (default: split.validation_window)."),
+    ] = None,
+    test_window: Annotated[
+        str | None, typer.Option(help="Length of the test, e.g. 12h (default: split.test_window).")
+    ] = None,
+    layout: Annotated[
+        SplitLayout | None,
+        typer.Option(help="Validation after training, or before its end (default: split.layout)."),
     ] = None,
     trials: Annotated[
         int | None, typer.Option(min=1, help="Tuning trials (default: training.trials).")
@@ -209,7 +228,16 @@ def train(
     from fraud_ray.training import TrainingError
     from fraud_ray.training import train as run_training
 
-    base = settings()
+    split = {
+        "validation_window": _duration(validation_window, "--validation-window"),
+        "test_window": _duration(test_window, "--test-window"),
+        "layout": layout,
+    }
+    delay = _duration(label_delay, "--label-delay")
+    base = settings(
+        split={key: value for key, value in split.items() if value is not None},
+        features={} if delay is None else {"label_delay": delay},
+    )
     if model_name:
         base = base.model_copy(
             update={"mlflow": base.mlflow.model_copy(update={"model_name": model_name})}
@@ -700,6 +728,15 @@ def _existing(path: Path) -> Path:
     if not path.exists():
         fail(f"--data: {path} does not exist (run `fraud-ray simulate` first?)")
     return path
+
+
+def _duration(value: str | None, option: str) -> timedelta | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except DurationError as error:
+        fail(f"{option}: {error}")
 
 
 def _moment(value: str | None, option: str) -> datetime | None:

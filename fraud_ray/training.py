@@ -108,9 +108,9 @@ def train(
     start = (
         pd.Timestamp(train_start)
         if train_start
-        else _default_start(first, spec) + tuning_lead(settings.split, spec.label_delay_days)
+        else _default_start(first, spec) + tuning_lead(settings.split, spec.label_delay)
     )
-    splits = time_splits(start, settings.split, spec.label_delay_days, train_end)
+    splits = time_splits(start, settings.split, spec.label_delay, train_end)
     tuning_split = filter_window(table, splits.tuning).materialize()
     train_split = filter_window(table, splits.train).materialize() if splits.refit else tuning_split
     validation = _frame(filter_window(table, splits.validation), spec)
@@ -159,7 +159,7 @@ def train(
     validation_probabilities = calibrator.transform(raw_validation)
     validation_metrics = evaluate(validation, validation_probabilities, policy)
     test_metrics: dict[str, float] = {}
-    unseen = without_known_compromised_cards(test, _frauds(table), splits, spec.label_delay_days)
+    unseen = without_known_compromised_cards(test, _frauds(table), splits, spec.label_delay)
     if len(unseen) and unseen[LABEL].nunique() == 2:
         test_metrics = evaluate(unseen, model.probabilities(unseen[spec.names].to_numpy()), policy)
 
@@ -225,7 +225,7 @@ def train(
 
 def _default_start(first: pd.Timestamp, spec: FeatureSpec) -> pd.Timestamp:
     """The first midnight after the longest window has filled up, so no training row starts cold."""
-    return (first + timedelta(days=max(spec.windows_days))).normalize() + timedelta(days=1)
+    return (first + max(spec.windows)).normalize() + timedelta(days=1)
 
 
 def _frame(dataset: ray.data.Dataset, spec: FeatureSpec) -> pd.DataFrame:

@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 
 from fraud_ray.features.definitions import (
-    MICROS_PER_DAY,
     MICROS_PER_SECOND,
     Entity,
     FeatureDefinition,
@@ -119,7 +118,7 @@ def _entity_features(
     columns: dict[str, np.ndarray] = {}
     with np.errstate(divide="ignore", invalid="ignore"):
         for definition in definitions:
-            window = (definition.window_days or 0) * MICROS_PER_DAY
+            window = definition.window_us
             match definition.kind:
                 case Kind.COUNT:
                     value = (position - first_at_or_after(window)).astype(np.float64)

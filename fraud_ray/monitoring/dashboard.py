@@ -26,6 +26,7 @@ from matplotlib.figure import Figure
 from pydantic import Field
 
 from fraud_ray.decision_log import DecisionLog
+from fraud_ray.durations import describe_duration
 from fraud_ray.monitoring.drift import NotEnoughData
 from fraud_ray.monitoring.interface import MonitorLike
 from fraud_ray.monitoring.summaries import (
@@ -86,7 +87,7 @@ class DashboardData(Summary):
     generated_at: datetime
     window_start: datetime
     window_end: datetime
-    label_delay_days: int
+    label_delay: str = Field(description="how long labels take, e.g. 7 days or 36 hours")
     decisions: int
     unlabelled: int
     hourly: list[HourlyDecisions]
@@ -161,7 +162,7 @@ def collect(
         generated_at=datetime.now(UTC),
         window_start=window_start,
         window_end=window_end,
-        label_delay_days=settings.features.label_delay_days,
+        label_delay=describe_duration(settings.features.label_delay),
         decisions=len(frame),
         unlabelled=int(frame[LABEL].isna().sum()),
         hourly=_hourly(frame),
@@ -350,7 +351,7 @@ def performance_plot(data: DashboardData) -> Plot:
             name,
             empty=(
                 f"No labels yet: precision, recall and realised cost appear as labels arrive "
-                f"(chargebacks take about {data.label_delay_days} days). "
+                f"(chargebacks take about {data.label_delay}). "
                 f"{waiting:,} decisions are waiting for one."
             ),
         )

@@ -45,3 +45,18 @@ def test_features_of_missing_data_say_what_to_do(tmp_path: Path) -> None:
     result = runner.invoke(app, ["features", "--data", str(tmp_path / "nothing")])
     assert result.exit_code == 2
     assert "fraud-ray simulate" in result.output
+
+
+def test_a_bad_duration_is_named_without_a_traceback(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["train", "--data", str(tmp_path), "--validation-window", "8 hours"]
+    )
+    assert result.exit_code == 2
+    assert "--validation-window" in result.output and "8 hours" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_bad_layout_is_refused(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "--data", str(tmp_path), "--layout", "between"])
+    assert result.exit_code == 2
+    assert "--layout" in result.output
