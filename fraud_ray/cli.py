@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -30,6 +31,7 @@ from fraud_ray.schema import DatasetMapping, MappingError
 from fraud_ray.settings import Settings, SettingsError, SplitLayout, load_settings
 
 if TYPE_CHECKING:
+    from fraud_ray.data_summary import DataSummary
     from fraud_ray.demo import DemoResult
     from fraud_ray.monitoring.monitor import Monitor
     from fraud_ray.monitoring.summaries import DriftSummary, ModelComparison, PerformanceReport
@@ -43,6 +45,12 @@ monitor_app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(monitor_app, name="monitor")
+mapping_app = typer.Typer(
+    help="Dataset mappings: how a file's columns map onto transactions.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(mapping_app, name="mapping")
 console = Console()
 
 ConfigOption = Annotated[
@@ -69,11 +77,18 @@ EndOption = Annotated[
 
 class State:
     config: Path | None = None
+    verbose: bool = False
 
 
 @app.callback()
-def main(config: ConfigOption = None) -> None:
+def main(
+    config: ConfigOption = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Print the full trace of an error, Ray's included.")
+    ] = False,
+) -> None:
     State.config = config
+    State.verbose = verbose
 
 
 @monitor_app.callback()
@@ -95,6 +110,43 @@ def settings(**overrides: object) -> Settings:
 def fail(message: str) -> NoReturn:
     console.print(f"[red]error:[/red] {message}", highlight=False)
     raise typer.Exit(code=2)
+
+
+@contextlib.contextmanager
+def user_errors(*kinds: type[Exception]) -> Iterator[None]:
+    """Errors in what the user gave (data, mapping, windows) end the command with their own line
+    and exit code 2, also when a Ray task raised them; the trace only with --verbose."""
+    try:
+        yield
+    except Exception as error:
+        found = original_error(error, (DataValidationError, MappingError, *kinds))
+        if found is None:
+            raise
+        if State.verbose:
+            console.print_exception()
+        fail(str(found).strip().splitlines()[-1] if _is_ray_error(found) else str(found))
+
+
+def original_error(
+    error: BaseException, kinds: tuple[type[Exception], ...]
+) -> BaseException | None:
+    """The first error of ``kinds`` in the chain: Ray wraps a task's error (``cause``) and Ray Data
+    wraps it again in ``UserCodeException`` (``__cause__``)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, kinds) and not _is_ray_error(current):
+            return current
+        if isinstance(current, kinds):
+            inner = getattr(current, "cause", None)
+            return inner if isinstance(inner, BaseException) else current
+        current = getattr(current, "cause", None) or current.__cause__ or current.__context__
+    return None
+
+
+def _is_ray_error(error: BaseException) -> bool:
+    return type(error).__module__.startswith("ray.")
 
 
 def load_mapping(path: Path | None) -> DatasetMapping | None:
@@ -159,13 +211,10 @@ def features(
     source = _existing(data or base.data.raw_dir)
     dataset_mapping = load_mapping(mapping or base.data.mapping)
     init_ray(base)
-    try:
+    with user_errors(FileExistsError):
         summary = write_features(
             source, out or base.data.features_dir, base.features, dataset_mapping
         )
-    except (DataValidationError, FileExistsError) as error:
-        # A Ray task's error carries the worker traceback; the user needs only the original line.
-        fail(str(getattr(error, "cause", None) or error))
     console.print(
         f"[bold]{summary.rows:,} transactions[/bold], {len(summary.stats)} features "
         f"in {summary.seconds:.1f} s -> {summary.out}"
@@ -244,7 +293,7 @@ def train(
         )
     source = _existing(data or base.data.raw_dir)
     start, end = _moment(train_start, "--train-start"), _moment(train_end, "--train-end")
-    try:
+    with user_errors(TrainingError, ValueError):
         result = run_training(
             base,
             source,
@@ -254,9 +303,10 @@ def train(
             trials=trials,
             time_budget_s=time_budget_s,
             alias="challenger" if challenger else "champion",
+            on_summary=show_data_summary,
         )
-    except (DataValidationError, TrainingError, ValueError) as error:
-        fail(str(getattr(error, "cause", None) or error))
+    for note in result.notes:
+        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
     console.print(
         f"registered [bold]{result.registered.uri}[/bold] as {result.registered.alias} "
         f"after {result.trials} trials in {result.seconds:.0f} s"
@@ -375,7 +425,7 @@ def score(
     except Exception as error:  # MLflow raises its own exception types for unknown names/aliases
         fail(f"--model {model}: {error}")
     init_ray(base)
-    try:
+    with user_errors():
         summary = score_file(
             source,
             fraud_model,
@@ -384,14 +434,87 @@ def score(
             load_mapping(mapping or base.data.mapping),
             begin,
             finish,
+            on_summary=show_data_summary,
         )
-    except DataValidationError as error:
-        fail(str(getattr(error, "cause", None) or error))
     counts = ", ".join(f"{count:,} {action}" for action, count in sorted(summary.decisions.items()))
     console.print(
         f"scored {summary.rows:,} transactions with {version.name} v{version.version}: "
         f"{counts} -> {summary.out}"
     )
+
+
+@app.command()
+def evaluate(
+    model: Annotated[
+        str, typer.Option(help="models:/name@alias, models:/name/version, or @alias.")
+    ],
+    data: DataOption = None,
+    mapping: MappingOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    out: Annotated[Path, typer.Option(help="Folder for the plots and evaluation.json.")] = Path(
+        "data/evaluation"
+    ),
+) -> None:
+    """Judge a model on labelled transactions: AP, ROC AUC, recall at low false-positive rates,
+    card precision@k, costs and savings; plots next to the JSON; ends with one JSON line."""
+    from fraud_ray.evaluation import evaluate_model
+    from fraud_ray.registry import Registry
+    from fraud_ray.runtime import init_ray
+
+    base = settings()
+    source = _existing(data or base.data.raw_dir)
+    begin, finish = _moment(start, "--start"), _moment(end, "--end")
+    try:
+        fraud_model, version = Registry(base.mlflow).load(model)
+    except Exception as error:  # MLflow raises its own exception types for unknown names/aliases
+        fail(f"--model {model}: {error}")
+    init_ray(base)
+    with user_errors():
+        result = evaluate_model(
+            fraud_model,
+            source,
+            out,
+            base.features,
+            load_mapping(mapping or base.data.mapping),
+            begin,
+            finish,
+            k=base.monitoring.precision_k,
+        )
+    table = Table(
+        title=f"{version.name} v{version.version} on {result.rows:,} transactions "
+        f"({result.frauds:,} frauds)",
+        show_header=False,
+    )
+    for name, value in result.metrics.items():
+        money = "cost" in name or "savings" in name
+        table.add_row(name, _money(value) if money else _ratio(value))
+    console.print(table)
+    figures = json.dumps(result.summary())
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "evaluation.json").write_text(figures + "\n")
+    console.print(f"plots and evaluation.json in {out}")
+    print(figures)
+
+
+@mapping_app.command("suggest")
+def mapping_suggest(
+    data: Annotated[Path, typer.Option(help="A CSV or Parquet file of transactions.")],
+) -> None:
+    """Propose a dataset mapping from the file's header and first rows, each guess commented;
+    check it, then save it (`> mapping.yaml`) and pass it as --mapping."""
+    from fraud_ray.mapping import read_sample, suggest_mapping
+
+    with user_errors(FileNotFoundError):
+        suggestion = suggest_mapping(read_sample(data))
+    print(suggestion.yaml(data), end="")
+
+
+def show_data_summary(summary: DataSummary) -> None:
+    table = Table(title="What was read", show_header=False)
+    for what, value in summary.lines():
+        table.add_row(what, value)
+    console.print(table)
 
 
 @app.command()

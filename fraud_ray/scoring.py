@@ -7,6 +7,7 @@ delay, as they would have been known when the transaction happened.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,8 +15,10 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import ray.data
 
 from fraud_ray.data import TimeWindow, filter_window, read_transactions
+from fraud_ray.data_summary import DataSummary, summarise
 from fraud_ray.features.distributed import build_features
 from fraud_ray.model import FraudModel
 from fraud_ray.schema import TIMESTAMP, TRANSACTION_ID, DatasetMapping
@@ -50,6 +53,32 @@ def decide_batch(batch: pd.DataFrame, model: FraudModel) -> pd.DataFrame:
     )
 
 
+def featurised(
+    data: Path,
+    model: FraudModel,
+    feature_settings: FeatureSettings,
+    mapping: DatasetMapping | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    on_summary: Callable[[DataSummary], None] | None = None,
+) -> ray.data.Dataset:
+    """The canonical rows of [start, end) with the model's features, computed over the whole file.
+
+    The model's own feature spec decides the features, so a model is never fed columns it was not
+    trained on; the settings only supply the partitioning of the work. ``on_summary`` is shown
+    what was read (the whole file) before any scoring starts.
+    """
+    transactions = read_transactions(data, mapping)
+    if on_summary is not None:
+        transactions = transactions.materialize()
+        on_summary(summarise(transactions))
+    table = build_features(transactions, model.spec, feature_settings.partitions)
+    if start or end:
+        window = TimeWindow(start or datetime(1970, 1, 1), end or datetime(9999, 1, 1))
+        table = filter_window(table, window)
+    return table
+
+
 def score_file(
     data: Path,
     model: FraudModel,
@@ -58,18 +87,10 @@ def score_file(
     mapping: DatasetMapping | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
+    on_summary: Callable[[DataSummary], None] | None = None,
 ) -> ScoringSummary:
-    """Score ``data`` (optionally only [start, end)) into one Parquet file at ``out``.
-
-    The model's own feature spec decides the features, so a model is never fed columns it was not
-    trained on; the settings only supply the partitioning of the work.
-    """
-    table = build_features(
-        read_transactions(data, mapping), model.spec, feature_settings.partitions
-    )
-    if start or end:
-        window = TimeWindow(start or datetime(1970, 1, 1), end or datetime(9999, 1, 1))
-        table = filter_window(table, window)
+    """Score ``data`` (optionally only [start, end)) into one Parquet file at ``out``."""
+    table = featurised(data, model, feature_settings, mapping, start, end, on_summary)
     decisions = table.select_columns([TRANSACTION_ID, TIMESTAMP, *model.features]).map_batches(
         decide_batch, fn_kwargs={"model": model}, batch_format="pandas"
     )
