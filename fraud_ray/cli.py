@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import time
@@ -75,6 +76,18 @@ EndOption = Annotated[
 ]
 
 
+# Ray Data logs a failed task's traceback itself before raising the error to the caller, which
+# reports it in one line; these are the loggers, silenced at ERROR unless --verbose.
+RAY_DATA_ERROR_LOGGERS = (
+    "ray.data.exceptions",
+    "ray.data._internal.execution.streaming_executor_state",
+)
+
+
+def _below_error(record: logging.LogRecord) -> bool:
+    return record.levelno < logging.ERROR
+
+
 class State:
     config: Path | None = None
     verbose: bool = False
@@ -89,6 +102,9 @@ def main(
 ) -> None:
     State.config = config
     State.verbose = verbose
+    if not verbose:
+        for name in RAY_DATA_ERROR_LOGGERS:
+            logging.getLogger(name).addFilter(_below_error)
 
 
 @monitor_app.callback()

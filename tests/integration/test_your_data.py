@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,9 +15,10 @@ import yaml
 from typer.testing import CliRunner
 
 from fraud_ray.cli import app
+from fraud_ray.mapping import read_sample, suggest_mapping
 from fraud_ray.schema import DatasetMapping
 
-from ..two_day_file import COLUMNS, write_two_day_file
+from ..two_day_file import COLUMNS, two_day_frame, write_two_day_file
 
 runner = CliRunner()
 TRAIN_END = "1970-01-02T12:00"  # 36 hours in; the last 12 hours are scored after training
@@ -128,3 +132,46 @@ def test_a_two_day_file_trains_scores_and_evaluates(ray_session: None, workspace
         "cost_curve.png",
         "calibration.png",
     }
+
+
+@pytest.fixture(scope="module")
+def bad_file(workspace: Path) -> tuple[Path, Path]:
+    """A short file with one negative amount, and the mapping suggested for it."""
+    frame = two_day_frame(3000)
+    frame.loc[1500, "Amount"] = -4.0
+    data = workspace / "bad.csv"
+    frame.to_csv(data, index=False)
+    mapping = workspace / "bad-mapping.yaml"
+    mapping.write_text(suggest_mapping(read_sample(data)).yaml(data))
+    return data, mapping
+
+
+def test_a_data_error_in_a_ray_task_is_one_line_without_traces(
+    workspace: Path, bad_file: tuple[Path, Path]
+) -> None:
+    """As a user runs it, in a process of its own: Ray Data would log the task's traceback."""
+    data, mapping = bad_file
+    command = [
+        str(Path(sys.executable).parent / "fraud-ray"),
+        *("--config", str(workspace / "settings.yaml"), "train"),
+        *("--data", str(data), "--mapping", str(mapping), "--train-start", "1970-01-01"),
+    ]
+    env = os.environ | {"RAY_ADDRESS": "local", "RAY_AUTH_MODE": "disabled"}
+    run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    output = run.stdout + run.stderr
+    assert run.returncode == 2, output
+    assert "error: amount column 'Amount': negative in 1 of 3000 rows" in " ".join(output.split())
+    assert "Traceback" not in output
+    assert "RayTaskError" not in output
+
+
+def test_verbose_shows_the_trace(
+    ray_session: None, workspace: Path, bad_file: tuple[Path, Path]
+) -> None:
+    data, mapping = bad_file
+    config = ["--config", str(workspace / "settings.yaml"), "--verbose"]
+    source = ["--data", str(data), "--mapping", str(mapping), "--train-start", "1970-01-01"]
+    result = runner.invoke(app, [*config, "train", *source])
+    assert result.exit_code == 2
+    assert "Traceback" in result.output
+    assert "error: amount column 'Amount': negative" in " ".join(result.output.split())
