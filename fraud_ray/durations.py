@@ -48,7 +48,7 @@ def parse_duration(value: object) -> timedelta:
 
 
 def _parse_text(text: str) -> timedelta:
-    if text.isdigit():
+    if re.fullmatch(r"[+-]?\d+", text):
         return timedelta(days=int(text))
     if text.upper().startswith("P"):
         found = _ISO.fullmatch(text.upper())

@@ -61,6 +61,7 @@ def test_parses_compact_iso_and_plain_days(text: object, expected: timedelta) ->
         ("PT", "ISO 8601"),
         ("PT0.5S", "whole seconds"),
         (-1, "negative"),
+        ("-1", "negative"),
         (True, "not a duration"),
         (1.5, "not a duration"),
         (None, "not a duration"),
