@@ -129,12 +129,12 @@ def measure(options: argparse.Namespace, scratch: Path) -> Quality:
             "artifact_location": str(scratch / "artifacts"),
             "model_name": "fraud-ray-quality",
         },
-        features={"label_delay_days": WEEK},
+        features={"label_delay": timedelta(days=WEEK)},
         split={
-            "train_days": WEEK,
-            "validation_days": WEEK,
-            "test_days": WEEK,
-            "validation": options.validation,
+            "train_window": timedelta(days=WEEK),
+            "validation_window": timedelta(days=WEEK),
+            "test_window": timedelta(days=WEEK),
+            "layout": options.validation,
         },
     )
     simulator = SimulatorSettings(
@@ -150,7 +150,7 @@ def measure(options: argparse.Namespace, scratch: Path) -> Quality:
     ray.data.DataContext.get_current().enable_progress_bars = False
     print("features (the bench's copy of the test rows)", flush=True)
     spec = FeatureSpec.from_settings(settings.features)
-    longest = max(spec.windows_days)
+    longest = max(spec.windows).days
     if options.train_day <= longest:
         raise SystemExit(f"--train-day must leave the {longest}-day feature windows full")
     table = build_features(read_transactions(data), spec, settings.features.partitions)
@@ -160,15 +160,13 @@ def measure(options: argparse.Namespace, scratch: Path) -> Quality:
     first_day = pd.Timestamp(summary[f"min({TIMESTAMP})"], tz="UTC").normalize()
     end = pd.Timestamp(summary[f"max({TIMESTAMP})"], tz="UTC").normalize() + timedelta(days=1)
     splits = time_splits(
-        first_day + timedelta(days=options.train_day), settings.split, spec.label_delay_days
+        first_day + timedelta(days=options.train_day), settings.split, spec.label_delay
     )
     if splits.test.end > end:
         raise SystemExit(f"the data end before the test window does ({splits.test.end:%Y-%m-%d})")
     test = _rows(filter_window(table, splits.test), spec)
     frauds = table.select_columns([CARD_ID, TIMESTAMP, LABEL]).filter(expr=col(LABEL) == 1)
-    unseen = without_known_compromised_cards(
-        test, frauds.to_pandas(), splits, spec.label_delay_days
-    )
+    unseen = without_known_compromised_cards(test, frauds.to_pandas(), splits, spec.label_delay)
 
     print(f"tuning {options.trials} trials (fraud_ray.training.job.train)", flush=True)
     started = time.perf_counter()

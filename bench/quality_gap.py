@@ -76,7 +76,7 @@ def main() -> None:
 
 def measure(data: Path, *, simulate: bool) -> pd.DataFrame:
     """One row per training week, test layout, feature set and parameter set."""
-    settings = Settings(data={"raw_dir": data}, features={"label_delay_days": WEEK})
+    settings = Settings(data={"raw_dir": data}, features={"label_delay": timedelta(days=WEEK)})
     if simulate:
         write_simulation(SimulatorSettings(), data)
     init_ray(settings)

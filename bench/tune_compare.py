@@ -42,7 +42,7 @@ def week_and_validation(scratch: Path) -> tuple[pd.DataFrame, pd.DataFrame, list
     spec = FeatureSpec()
     table = pd.concat([history, compute_features(history, spec)], axis=1)
     table = table.loc[:, ~table.columns.duplicated()].sort_values(TIMESTAMP, kind="stable")
-    start = (table[TIMESTAMP].min() + pd.Timedelta(days=max(spec.windows_days) + 1)).normalize()
+    start = (table[TIMESTAMP].min() + max(spec.windows) + pd.Timedelta(days=1)).normalize()
     week = pd.Timedelta(days=7)
     train = table[(table[TIMESTAMP] >= start) & (table[TIMESTAMP] < start + week)]
     validation = table[

@@ -152,8 +152,11 @@ class CostPolicy:
         and falls, a review is flat: the cheapest action therefore goes approve, (review,) decline
         as p grows, and the crossings of those lines are the thresholds.
         """
-        if not (np.isfinite(amount) and amount > 0):
-            raise ValueError(f"amount must be a finite number > 0, got {amount!r}")
+        if not (np.isfinite(amount) and amount >= 0):
+            raise ValueError(f"amount must be a finite number >= 0, got {amount!r}")
+        if amount == 0:
+            # Approving a zero amount (a card verification) costs nothing, whatever the probability.
+            return ActionThresholds(None, 1.0)
         review, decline = self.review_cost, self.decline_cost
         review_beats_approve_above = review / amount
         if decline > 0:

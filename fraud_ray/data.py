@@ -26,6 +26,7 @@ from fraud_ray.schema import (
     AMOUNT,
     CARD_ID,
     LABEL,
+    MIN_AMOUNT,
     TERMINAL_ID,
     TIMESTAMP,
     TRANSACTION_ID,
@@ -177,7 +178,9 @@ def _amounts(raw: pd.Series, column: str, rows: _Rows) -> pd.Series:
     amounts = _numbers(raw, "amount", column, rows)
     rows.refuse(amounts.isna(), "amount", column, "missing", raw)
     rows.refuse(np.isinf(amounts), "amount", column, "infinite", raw)
-    rows.refuse(amounts <= 0, "amount", column, "zero or negative", raw)
+    rows.refuse(amounts < 0, "amount", column, "negative", raw)
+    tiny = (amounts > 0) & (amounts < MIN_AMOUNT)
+    rows.refuse(tiny, "amount", column, f"above 0 but below {MIN_AMOUNT:g}", raw)
     return amounts
 
 
@@ -392,26 +395,26 @@ class TimeSplits:
         return self.tuning != self.train
 
 
-def tuning_lead(split: SplitSettings, label_delay_days: int) -> timedelta:
+def tuning_lead(split: SplitSettings, label_delay: timedelta) -> timedelta:
     """How much earlier than the training window the tuning window starts: the room a default
     training start must leave after the feature windows have filled."""
-    if split.validation == "after":
+    if split.layout == "after":
         return timedelta(0)
-    return timedelta(days=label_delay_days + split.validation_days)
+    return label_delay + split.validation_window
 
 
 def time_splits(
     train_start: datetime,
     split: SplitSettings,
-    label_delay_days: int,
+    label_delay: timedelta,
     train_end: datetime | None = None,
 ) -> TimeSplits:
     """Train, validation and test windows separated by the label delay, laid out as
-    ``split.validation`` says.
+    ``split.layout`` says.
 
-    Labels of the last days before a cut-off are not known yet at that cut-off; the gap keeps those
-    transactions, whose labels a deployed model could not have had, out of every split. The
-    training window ends at ``train_end`` when given, else after ``split.train_days``.
+    Labels of the last hours or days before a cut-off are not known yet at that cut-off; the gap
+    keeps those transactions, whose labels a deployed model could not have had, out of every split.
+    The training window ends at ``train_end`` when given, else after ``split.train_window``.
 
     ``after``: train | delay | validation | delay | test, and the trials train on ``train``.
     ``before`` (the Fraud Detection Handbook's): train | delay | test, and the trials see the same
@@ -419,22 +422,22 @@ def time_splits(
     validation ending where training ends; so model selection sees the same distance between
     training and scoring as the test does, and only labels known when training ends.
     """
-    if label_delay_days < 0:
-        raise ValueError(f"label_delay_days must not be negative, got {label_delay_days}")
-    delay = timedelta(days=label_delay_days)
-    validation_length = timedelta(days=split.validation_days)
-    end = _utc(train_end) if train_end else _utc(train_start) + timedelta(days=split.train_days)
+    if label_delay < timedelta(0):
+        raise ValueError(f"label_delay must not be negative, got {label_delay}")
+    end = _utc(train_end) if train_end else _utc(train_start) + split.train_window
     train = TimeWindow(_utc(train_start), end)
-    if split.validation == "after":
+    if split.layout == "after":
         tuning = train
-        validation = TimeWindow(train.end + delay, train.end + delay + validation_length)
-        test_start = validation.end + delay
+        validation = TimeWindow(
+            train.end + label_delay, train.end + label_delay + split.validation_window
+        )
+        test_start = validation.end + label_delay
     else:
-        lead = tuning_lead(split, label_delay_days)
+        lead = tuning_lead(split, label_delay)
         tuning = TimeWindow(train.start - lead, train.end - lead)
-        validation = TimeWindow(train.end - validation_length, train.end)
-        test_start = train.end + delay
-    test = TimeWindow(test_start, test_start + timedelta(days=split.test_days))
+        validation = TimeWindow(train.end - split.validation_window, train.end)
+        test_start = train.end + label_delay
+    test = TimeWindow(test_start, test_start + split.test_window)
     return TimeSplits(train=train, validation=validation, test=test, tuning=tuning)
 
 
@@ -459,14 +462,13 @@ def filter_window(data: Data, window: TimeWindow) -> Data:
 
 
 def without_known_compromised_cards(
-    test: pd.DataFrame, history: pd.DataFrame, splits: TimeSplits, label_delay_days: int
+    test: pd.DataFrame, history: pd.DataFrame, splits: TimeSplits, label_delay: timedelta
 ) -> pd.DataFrame:
     """The test rows of cards not yet known compromised: the Fraud Detection Handbook's protocol.
 
     A card known compromised is blocked, so its later payments test nothing. A fraud's label
-    arrives ``label_delay_days`` after it, so on test day ``D`` (UTC) the known cards are those
-    with a fraud in ``history`` from the start of the training window up to ``D - delay``
-    (exclusive): the list grows day by day through the test window, as in the handbook. Frauds
+    arrives ``label_delay`` after it, and the list of known cards is updated once a day (UTC), as
+    in the handbook: a card is blocked from the first midnight after its first fraud's label. Frauds
     before the training window do not count, also as in the handbook: the simulator never
     retires a card, and over months its compromised terminals touch most cards, so counting the
     whole history would leave under a third of the default simulation's test week.
@@ -476,7 +478,7 @@ def without_known_compromised_cards(
     moments = pd.to_datetime(history[TIMESTAMP], utc=True)
     frauds = (history[LABEL] == 1).to_numpy() & (moments >= splits.train.start).to_numpy()
     first_fraud = moments[frauds].groupby(history.loc[frauds, CARD_ID].to_numpy()).min()
-    known_from = first_fraud.dt.normalize() + timedelta(days=label_delay_days + 1)
+    known_from = (first_fraud + label_delay).dt.normalize() + timedelta(days=1)
     day = pd.to_datetime(test[TIMESTAMP], utc=True).dt.normalize()
     blocked = (day >= test[CARD_ID].map(known_from)).to_numpy()  # NaT (never known): False
     return test[~blocked].reset_index(drop=True)

@@ -266,7 +266,7 @@ def _replay(
     say(f"ingestion pool of {kafka.pool_size} consumers on {kafka.transactions_topic}")
     producer = Producer({"bootstrap.servers": kafka.bootstrap, "linger.ms": 20})
     log = DecisionLog(settings.decisions.url)
-    delay = timedelta(days=settings.features.label_delay_days)
+    delay = settings.features.label_delay
     days = frame[TIMESTAMP].dt.normalize()
     labelled_until = frame[TIMESTAMP].min()
     sent = labelled = 0

@@ -35,22 +35,23 @@ OPTIONAL_TEXT_FIELDS = ("merchant_category", "channel", "country")
 # More extra fields than any dataset mapping declares: a bound on what one transaction may carry.
 MAX_ATTRIBUTES = 64
 
-# Above a billion an amount is a data error, not a payment, and so is one below a billionth (a
-# denormal such as 5e-324 passes "greater than 0", then a card's next amount divided by its mean
-# is infinite). Refusing both keeps every feature (amount ratios, log amounts) inside the float32
-# range the boosters compute in.
+# Above a billion an amount is a data error, not a payment, and so is a positive one below a
+# billionth (a denormal such as 5e-324 passes "at least 0", then a card's next amount divided by its
+# mean is infinite). Refusing both keeps every feature (amount ratios, log amounts) inside the
+# float32 range the boosters compute in. Zero is a payment: card verifications and
+# pre-authorisations are ordinary traffic.
 MAX_AMOUNT = 1e9
 MIN_AMOUNT = 1e-9
 
 
-def _not_tiny(amount: float) -> float:
-    if amount < MIN_AMOUNT:
-        raise ValueError(f"must be at least {MIN_AMOUNT:g}")
+def _zero_or_not_tiny(amount: float) -> float:
+    if 0 < amount < MIN_AMOUNT:
+        raise ValueError(f"must be at least {MIN_AMOUNT:g}, or 0")
     return amount
 
 
-PositiveAmount = Annotated[
-    float, Field(gt=0, le=MAX_AMOUNT, allow_inf_nan=False), AfterValidator(_not_tiny)
+Amount = Annotated[
+    float, Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False), AfterValidator(_zero_or_not_tiny)
 ]
 # Card payments happen in this century or the next: a time outside is a data error, and keeping it
 # out keeps every time inside what epoch microseconds and pandas' timestamps can hold.
@@ -101,7 +102,7 @@ class Transaction(BaseModel):
     )
     card_id: OptionalIdentifier = None
     terminal_id: OptionalIdentifier = None
-    amount: PositiveAmount
+    amount: Amount
     merchant_category: OptionalText = None
     channel: OptionalText = None
     country: OptionalText = None

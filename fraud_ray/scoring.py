@@ -7,6 +7,7 @@ delay, as they would have been known when the transaction happened.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,9 +15,11 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import ray.data
 
 from fraud_ray.costs import CostPolicy
 from fraud_ray.data import TimeWindow, filter_window, read_transactions
+from fraud_ray.data_summary import DataSummary, summarise
 from fraud_ray.features.distributed import build_features
 from fraud_ray.model import FraudModel
 from fraud_ray.schema import AMOUNT, TIMESTAMP, TRANSACTION_ID, DatasetMapping
@@ -52,6 +55,32 @@ def decide_batch(batch: pd.DataFrame, model: FraudModel, policy: CostPolicy) -> 
     )
 
 
+def featurised(
+    data: Path,
+    model: FraudModel,
+    feature_settings: FeatureSettings,
+    mapping: DatasetMapping | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    on_summary: Callable[[DataSummary], None] | None = None,
+) -> ray.data.Dataset:
+    """The canonical rows of [start, end) with the model's features, computed over the whole file.
+
+    The model's own feature spec decides the features, so a model is never fed columns it was not
+    trained on; the settings only supply the partitioning of the work. ``on_summary`` is shown
+    what was read (the whole file) before any scoring starts.
+    """
+    transactions = read_transactions(data, mapping)
+    if on_summary is not None:
+        transactions = transactions.materialize()
+        on_summary(summarise(transactions))
+    table = build_features(transactions, model.spec, feature_settings.partitions)
+    if start or end:
+        window = TimeWindow(start or datetime(1970, 1, 1), end or datetime(9999, 1, 1))
+        table = filter_window(table, window)
+    return table
+
+
 def score_file(
     data: Path,
     model: FraudModel,
@@ -61,19 +90,14 @@ def score_file(
     mapping: DatasetMapping | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
+    on_summary: Callable[[DataSummary], None] | None = None,
 ) -> ScoringSummary:
     """Score ``data`` (optionally only [start, end)) into one Parquet file at ``out``.
 
-    The model's own feature spec decides the features, so a model is never fed columns it was not
-    trained on; the settings only supply the partitioning of the work. ``policy`` is the cost
-    policy of the settings, the same one the Serve graph and the stream decide with.
+    ``policy`` is the cost policy of the settings, the same one the Serve graph and the stream
+    decide with.
     """
-    table = build_features(
-        read_transactions(data, mapping), model.spec, feature_settings.partitions
-    )
-    if start or end:
-        window = TimeWindow(start or datetime(1970, 1, 1), end or datetime(9999, 1, 1))
-        table = filter_window(table, window)
+    table = featurised(data, model, feature_settings, mapping, start, end, on_summary)
     columns = [TRANSACTION_ID, TIMESTAMP, *model.features]
     if AMOUNT not in columns:
         columns.append(AMOUNT)

@@ -3,29 +3,37 @@
 Values come, from strongest to weakest, from keyword arguments, ``FRAUD_RAY_*`` environment variables,
 the YAML file (``configs/default.yaml`` unless ``FRAUD_RAY_CONFIG`` or ``--config`` names another) and
 the defaults below. Environment variables name a section and a key separated by one underscore, e.g.
-``FRAUD_RAY_KAFKA_BOOTSTRAP`` or ``FRAUD_RAY_FEATURES_LABEL_DELAY_DAYS``: section names are single words
+``FRAUD_RAY_KAFKA_BOOTSTRAP`` or ``FRAUD_RAY_FEATURES_LABEL_DELAY``: section names are single words
 so that the first underscore always separates the section from the key.
 
 Overrides after loading go through ``Settings.updated``, never ``model_copy``, so that they meet the
 same rules. The module is one file over 400 lines on purpose: it is the one place a setting is
 declared, and most of it is fields and their descriptions.
+
+Windows and delays are ``Duration`` values (``90m``, ``36h``, ``7d``, ``PT36H``; a plain number means
+days). Their keys were once counted in days (``label_delay_days``, ``windows_days``, ``train_days``,
+...) and ``split.validation`` named the layout: those keys are still read, so older files work.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     PositiveFloat,
     PositiveInt,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import (
@@ -35,16 +43,52 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from fraud_ray.durations import format_duration, parse_duration
 from fraud_ray.schema import DEFAULT_MAX_FUTURE_S
 
 DEFAULT_CONFIG = Path("configs/default.yaml")
 CONFIG_ENV = "FRAUD_RAY_CONFIG"
 
 
+def _positive(duration: timedelta) -> timedelta:
+    if duration <= timedelta(0):
+        raise ValueError("must be longer than 0")
+    return duration
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+DAY = timedelta(days=1)
+WEEK = timedelta(days=7)
+SplitLayout = Literal["after", "before"]
+
+
 class Section(BaseModel):
-    """A settings section: unknown keys are typos, so they are refused rather than ignored."""
+    """A settings section: unknown keys are typos, so they are refused rather than ignored.
+
+    ``former_keys`` maps keys that files and variables written by earlier versions still use to
+    today's: a value under a former key is read as today's key unless that one is given too (a
+    YAML file of old keys merged with an override of new ones).
+    """
 
     model_config = ConfigDict(extra="forbid")
+    former_keys: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_former_keys(cls, values: Any) -> Any:
+        if not isinstance(values, dict) or not cls.former_keys:
+            return values
+        values = dict(values)
+        for former, key in cls.former_keys.items():
+            if former in values:
+                value = values.pop(former)
+                values.setdefault(key, value)
+        return values
 
 
 class DataSettings(Section):
@@ -76,25 +120,46 @@ class SimulatorSettings(Section):
 
 
 class FeatureSettings(Section):
-    windows_days: list[PositiveInt] = Field(default_factory=lambda: [1, 7, 30], min_length=1)
-    label_delay_days: int = Field(7, ge=0)
+    former_keys: ClassVar[dict[str, str]] = {
+        "windows_days": "windows",
+        "label_delay_days": "label_delay",
+    }
+
+    windows: list[PositiveDuration] = Field(
+        default_factory=lambda: [DAY, WEEK, 30 * DAY],
+        min_length=1,
+        description="card and terminal windows, e.g. [1h, 1d, 7d]",
+    )
+    label_delay: Duration = Field(
+        WEEK,
+        description="labels younger than this are not known yet",
+    )
     night_start_hour: int = Field(22, ge=0, le=23)
     night_end_hour: int = Field(6, ge=0, le=23)
     backend: Literal["memory", "redis"] = "memory"
     partitions: PositiveInt = 8
 
+    @field_validator("windows", mode="before")
+    @classmethod
+    def _windows_from_text(cls, value: Any) -> Any:
+        """``[30, 2]`` as text: what ``FRAUD_RAY_FEATURES_WINDOWS_DAYS`` holds, a former key that
+        pydantic-settings does not know to decode as a list."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.strip().strip("[]").split(",") if part.strip()]
+        return value
+
     @model_validator(mode="after")
     def _sorted_unique_windows(self) -> FeatureSettings:
-        if len(set(self.windows_days)) != len(self.windows_days):
-            raise ValueError("windows_days must not repeat a window")
-        self.windows_days = sorted(self.windows_days)
+        if len(set(self.windows)) != len(self.windows):
+            raise ValueError("windows must not repeat a window")
+        self.windows = sorted(self.windows)
         return self
 
 
 class SplitSettings(Section):
     """Time-ordered splits; the gap between two splits is the label delay.
 
-    ``validation`` says where model selection happens. ``after``: train | delay | validation |
+    ``layout`` says where model selection happens. ``after``: train | delay | validation |
     delay | test, one model trained once, so the registered model is the one validated, but it is
     tested (and deployed) a validation week and a delay later than its newest labels. ``before``:
     the Fraud Detection Handbook's layout, train | delay | test for the registered model, with the
@@ -103,10 +168,17 @@ class SplitSettings(Section):
     training window, so it learns from the newest labels there are.
     """
 
-    train_days: PositiveInt = 7
-    validation_days: PositiveInt = 7
-    test_days: PositiveInt = 7
-    validation: Literal["after", "before"] = "after"
+    train_window: PositiveDuration = WEEK
+    validation_window: PositiveDuration = WEEK
+    test_window: PositiveDuration = WEEK
+    layout: SplitLayout = "after"
+
+    former_keys: ClassVar[dict[str, str]] = {
+        "train_days": "train_window",
+        "validation_days": "validation_window",
+        "test_days": "test_window",
+        "validation": "layout",
+    }
 
 
 class TrainingSettings(Section):

@@ -7,11 +7,12 @@ the settings, calls the library and prints. This module only assembles them into
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 import typer
 
 from fraud_ray.cli import data, demo, models, monitoring, streaming
-from fraud_ray.cli.common import ConfigOption, State, console, settings
+from fraud_ray.cli.common import ConfigOption, State, console, quiet_ray_data_errors, settings
 
 app = typer.Typer(
     help="Real-time card-fraud detection on Ray.", no_args_is_help=True, add_completion=False
@@ -22,11 +23,25 @@ monitor_app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(monitor_app, name="monitor")
+mapping_app = typer.Typer(
+    help="Dataset mappings: how a file's columns map onto transactions.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(mapping_app, name="mapping")
 
 
 @app.callback()
-def main(config: ConfigOption = None) -> None:
+def main(
+    config: ConfigOption = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Print the full trace of an error, Ray's included.")
+    ] = False,
+) -> None:
     State.config = config
+    State.verbose = verbose
+    if not verbose:
+        quiet_ray_data_errors()
 
 
 @monitor_app.callback()
@@ -44,6 +59,7 @@ for command in (
     models.champion,
     models.promote,
     models.score,
+    models.evaluate,
     streaming.ingest,
     demo.demo,
     monitoring.feedback,
@@ -52,6 +68,7 @@ for command in (
 for command in (monitoring.performance, monitoring.drift, monitoring.compare):
     monitor_app.command()(command)
 monitor_app.command("serve")(monitoring.monitor_serve)
+mapping_app.command("suggest")(data.mapping_suggest)
 
 
 @app.command()

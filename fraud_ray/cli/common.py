@@ -1,22 +1,39 @@
 """What every command shares: the console, the common options, the settings, and failing readably.
 
-A command that fails says why on one line and exits with status 2, without a traceback.
+A command that fails says why on one line and exits with status 2, without a traceback (unless
+``--verbose``).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import contextlib
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
+from fraud_ray.data import DataValidationError
+from fraud_ray.durations import DurationError, parse_duration
 from fraud_ray.schema import DatasetMapping, MappingError
 from fraud_ray.settings import Settings, SettingsError, load_settings
 
+if TYPE_CHECKING:
+    from fraud_ray.data_summary import DataSummary
+
 console = Console()
+
+# Ray Data logs a failed task's traceback itself before raising the error to the caller, which
+# reports it in one line; these are the loggers, silenced at ERROR unless --verbose.
+RAY_DATA_ERROR_LOGGERS = (
+    "ray.data.exceptions",
+    "ray.data._internal.execution.streaming_executor_state",
+)
 
 ConfigOption = Annotated[
     Path | None,
@@ -42,6 +59,17 @@ EndOption = Annotated[
 
 class State:
     config: Path | None = None
+    verbose: bool = False
+
+
+def quiet_ray_data_errors() -> None:
+    """Without --verbose, a data error in a Ray Data task ends the command in one line only."""
+    for name in RAY_DATA_ERROR_LOGGERS:
+        logging.getLogger(name).addFilter(_below_error)
+
+
+def _below_error(record: logging.LogRecord) -> bool:
+    return record.levelno < logging.ERROR
 
 
 def settings(base: Settings | None = None, **changes: dict[str, object]) -> Settings:
@@ -64,6 +92,43 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(code=2)
 
 
+@contextlib.contextmanager
+def user_errors(*kinds: type[Exception]) -> Iterator[None]:
+    """Errors in what the user gave (data, mapping, windows) end the command with their own line
+    and exit code 2, also when a Ray task raised them; the trace only with --verbose."""
+    try:
+        yield
+    except Exception as error:
+        found = original_error(error, (DataValidationError, MappingError, *kinds))
+        if found is None:
+            raise
+        if State.verbose:
+            console.print_exception()
+        fail(str(found).strip().splitlines()[-1] if _is_ray_error(found) else str(found))
+
+
+def original_error(
+    error: BaseException, kinds: tuple[type[Exception], ...]
+) -> BaseException | None:
+    """The first error of ``kinds`` in the chain: Ray wraps a task's error (``cause``) and Ray Data
+    wraps it again in ``UserCodeException`` (``__cause__``)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, kinds) and not _is_ray_error(current):
+            return current
+        if isinstance(current, kinds):
+            inner = getattr(current, "cause", None)
+            return inner if isinstance(inner, BaseException) else current
+        current = getattr(current, "cause", None) or current.__cause__ or current.__context__
+    return None
+
+
+def _is_ray_error(error: BaseException) -> bool:
+    return type(error).__module__.startswith("ray.")
+
+
 def load_mapping(path: Path | None) -> DatasetMapping | None:
     if path is None:
         return None
@@ -79,6 +144,15 @@ def existing(path: Path) -> Path:
     return path
 
 
+def duration(value: str | None, option: str) -> timedelta | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except DurationError as error:
+        fail(f"{option}: {error}")
+
+
 def moment(value: str | None, option: str) -> datetime | None:
     """An ISO 8601 date or date-time; naive values are UTC, like every time in fraud-ray."""
     if value is None:
@@ -92,6 +166,13 @@ def moment(value: str | None, option: str) -> datetime | None:
 
 def json_default(value: object) -> object:
     return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def show_data_summary(summary: DataSummary) -> None:
+    table = Table(title="What was read", show_header=False)
+    for what, value in summary.lines():
+        table.add_row(what, value)
+    console.print(table)
 
 
 def progress_bars() -> Progress:

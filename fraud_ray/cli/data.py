@@ -1,4 +1,5 @@
-"""``fraud-ray simulate`` and ``fraud-ray features``: transactions and their offline features."""
+"""``fraud-ray simulate``, ``features`` and ``mapping suggest``: transactions, their offline
+features, and how a file's columns map onto them."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ from fraud_ray.cli.common import (
     load_mapping,
     progress_bars,
     settings,
+    user_errors,
 )
-from fraud_ray.data import DataValidationError
 
 
 def simulate(
@@ -74,13 +75,10 @@ def features(
     source = existing(data or base.data.raw_dir)
     dataset_mapping = load_mapping(mapping or base.data.mapping)
     init_ray(base)
-    try:
+    with user_errors(FileExistsError):
         summary = write_features(
             source, out or base.data.features_dir, base.features, dataset_mapping
         )
-    except (DataValidationError, FileExistsError) as error:
-        # A Ray task's error carries the worker traceback; the user needs only the original line.
-        fail(str(getattr(error, "cause", None) or error))
     console.print(
         f"[bold]{summary.rows:,} transactions[/bold], {len(summary.stats)} features "
         f"in {summary.seconds:.1f} s -> {summary.out}"
@@ -94,3 +92,15 @@ def features(
             name, *(f"{stats[key]:,.3f}" for key in ("missing", "mean", "std", "min", "max"))
         )
     console.print(table)
+
+
+def mapping_suggest(
+    data: Annotated[Path, typer.Option(help="A CSV or Parquet file of transactions.")],
+) -> None:
+    """Propose a dataset mapping from the file's header and first rows, each guess commented;
+    check it, then save it (`> mapping.yaml`) and pass it as --mapping."""
+    from fraud_ray.mapping import read_sample, suggest_mapping
+
+    with user_errors(FileNotFoundError):
+        suggestion = suggest_mapping(read_sample(data))
+    print(suggestion.yaml(data), end="")

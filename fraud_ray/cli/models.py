@@ -1,4 +1,5 @@
-"""``fraud-ray train | champion | promote | score``: the models in the registry, and batch scoring."""
+"""``fraud-ray train | champion | promote | score | evaluate``: the models in the registry, batch
+scoring, and judging a model on labelled transactions."""
 
 from __future__ import annotations
 
@@ -7,20 +8,28 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from fraud_ray.cli.common import (
     DataOption,
+    EndOption,
     MappingOption,
+    StartOption,
     console,
+    duration,
     existing,
     fail,
+    given,
     json_default,
     load_mapping,
     moment,
     settings,
+    show_data_summary,
+    user_errors,
 )
 from fraud_ray.data import DataValidationError
 from fraud_ray.schema import MappingError
+from fraud_ray.settings import SplitLayout
 
 
 def train(
@@ -32,7 +41,25 @@ def train(
     ] = None,
     train_end: Annotated[
         str | None,
-        typer.Option(help="ISO date or date-time, exclusive; default: split.train_days later."),
+        typer.Option(help="ISO date or date-time, exclusive; default: split.train_window later."),
+    ] = None,
+    label_delay: Annotated[
+        str | None,
+        typer.Option(
+            help="Labels younger than this are unknown: 0h, 36h, 7d, PT8H (default: "
+            "features.label_delay)."
+        ),
+    ] = None,
+    validation_window: Annotated[
+        str | None,
+        typer.Option(help="Length of validation, e.g. 8h (default: split.validation_window)."),
+    ] = None,
+    test_window: Annotated[
+        str | None, typer.Option(help="Length of the test, e.g. 12h (default: split.test_window).")
+    ] = None,
+    layout: Annotated[
+        SplitLayout | None,
+        typer.Option(help="Validation after training, or before its end (default: split.layout)."),
     ] = None,
     trials: Annotated[
         int | None, typer.Option(min=1, help="Tuning trials (default: training.trials).")
@@ -51,12 +78,16 @@ def train(
     from fraud_ray.training.job import TrainingError
     from fraud_ray.training.job import train as run_training
 
-    base = settings()
-    if model_name:
-        base = settings(base, mlflow={"model_name": model_name})
+    split = given(
+        validation_window=duration(validation_window, "--validation-window"),
+        test_window=duration(test_window, "--test-window"),
+        layout=layout,
+    )
+    delay = given(label_delay=duration(label_delay, "--label-delay"))
+    base = settings(split=split, features=delay, mlflow=given(model_name=model_name))
     source = existing(data or base.data.raw_dir)
     start, end = moment(train_start, "--train-start"), moment(train_end, "--train-end")
-    try:
+    with user_errors(TrainingError, ValueError):
         result = run_training(
             base,
             source,
@@ -66,9 +97,10 @@ def train(
             trials=trials,
             time_budget_s=time_budget_s,
             alias="challenger" if challenger else "champion",
+            on_summary=show_data_summary,
         )
-    except (DataValidationError, TrainingError, ValueError) as error:
-        fail(str(getattr(error, "cause", None) or error))
+    for note in result.notes:
+        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
     console.print(
         f"registered [bold]{result.registered.uri}[/bold] as {result.registered.alias} "
         f"after {result.trials} trials in {result.seconds:.0f} s"
@@ -159,7 +191,7 @@ def score(
     except Exception as error:  # MLflow raises its own exception types for unknown names/aliases
         fail(f"--model {model}: {error}")
     init_ray(base)
-    try:
+    with user_errors():
         summary = score_file(
             source,
             fraud_model,
@@ -169,11 +201,75 @@ def score(
             load_mapping(mapping or base.data.mapping),
             begin,
             finish,
+            on_summary=show_data_summary,
         )
-    except DataValidationError as error:
-        fail(str(getattr(error, "cause", None) or error))
     counts = ", ".join(f"{count:,} {action}" for action, count in sorted(summary.decisions.items()))
     console.print(
         f"scored {summary.rows:,} transactions with {version.name} v{version.version}: "
         f"{counts} -> {summary.out}"
     )
+
+
+def evaluate(
+    model: Annotated[
+        str, typer.Option(help="models:/name@alias, models:/name/version, or @alias.")
+    ],
+    data: DataOption = None,
+    mapping: MappingOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    out: Annotated[Path, typer.Option(help="Folder for the plots and evaluation.json.")] = Path(
+        "data/evaluation"
+    ),
+) -> None:
+    """Judge a model on labelled transactions: AP, ROC AUC, recall at low false-positive rates,
+    card precision@k, costs and savings under the settings' costs; plots next to the JSON; ends
+    with one JSON line."""
+    from fraud_ray.costs import CostPolicy
+    from fraud_ray.evaluation import evaluate_model
+    from fraud_ray.registry import Registry
+    from fraud_ray.runtime import init_ray
+
+    base = settings()
+    source = existing(data or base.data.raw_dir)
+    begin, finish = moment(start, "--start"), moment(end, "--end")
+    try:
+        fraud_model, version = Registry(base.mlflow).load(model)
+    except Exception as error:  # MLflow raises its own exception types for unknown names/aliases
+        fail(f"--model {model}: {error}")
+    init_ray(base)
+    with user_errors():
+        result = evaluate_model(
+            fraud_model,
+            CostPolicy.from_settings(base.costs),
+            source,
+            out,
+            base.features,
+            load_mapping(mapping or base.data.mapping),
+            begin,
+            finish,
+            k=base.monitoring.precision_k,
+        )
+    table = Table(
+        title=f"{version.name} v{version.version} on {result.rows:,} transactions "
+        f"({result.frauds:,} frauds)",
+        show_header=False,
+    )
+    for name, value in result.metrics.items():
+        money = "cost" in name or "savings" in name
+        table.add_row(name, _money(value) if money else _ratio(value))
+    console.print(table)
+    figures = json.dumps(result.summary())
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "evaluation.json").write_text(figures + "\n")
+    console.print(f"plots and evaluation.json in {out}")
+    print(figures)
+
+
+def _ratio(value: float | None) -> str:
+    """Undefined ratios (no label yet) print as a dash, never as 0."""
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"

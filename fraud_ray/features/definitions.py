@@ -11,17 +11,21 @@ Conventions, shared by both paths:
   that order: the transaction itself is never part of its own history.
 - Terminal fraud rates cover ``[t - delay - window, t - delay)``: labels younger than the label
   delay are not known yet when a transaction is scored.
-- A value that has no meaning yet (the mean amount of a card never seen) is NaN, not a made-up 0.
+- A value that has no meaning yet (the mean amount of a card never seen) is NaN, not a made-up 0;
+  so is an amount compared with an average of 0, a history of zero-amount card verifications.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
+from datetime import timedelta
 from enum import StrEnum
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from fraud_ray.durations import describe_duration, format_duration
 
 if TYPE_CHECKING:
     from fraud_ray.schema import DatasetMapping
@@ -30,6 +34,7 @@ if TYPE_CHECKING:
 MICROS_PER_SECOND = 1_000_000
 MICROS_PER_HOUR = 3600 * MICROS_PER_SECOND
 MICROS_PER_DAY = 24 * MICROS_PER_HOUR
+SECONDS_PER_DAY = 86_400
 EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday is 0)
 
 
@@ -59,7 +64,11 @@ class FeatureDefinition:
     entity: Entity
     kind: Kind
     description: str
-    window_days: int | None = None
+    window_s: int | None = None
+
+    @property
+    def window_us(self) -> int:
+        return (self.window_s or 0) * MICROS_PER_SECOND
 
 
 def hour_of_day(ts_us: np.ndarray | int) -> np.ndarray | int:
@@ -73,29 +82,59 @@ def is_weekend(ts_us: np.ndarray | int) -> np.ndarray | int:
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """Which features a model uses, derived from the settings and what the dataset provides."""
+    """Which features a model uses, derived from the settings and what the dataset provides.
 
-    windows_days: tuple[int, ...] = (1, 7, 30)
-    label_delay_days: int = 7
+    Windows and the label delay are whole seconds, so a model bundle stores them as plain JSON
+    numbers. Bundles saved before durations spelt them in days (``windows_days``,
+    ``label_delay_days``); those keywords are still taken, so every registered model loads.
+    """
+
+    windows_s: tuple[int, ...] = (SECONDS_PER_DAY, 7 * SECONDS_PER_DAY, 30 * SECONDS_PER_DAY)
+    label_delay_s: int = 7 * SECONDS_PER_DAY
     night_start_hour: int = 22
     night_end_hour: int = 6
     has_card: bool = True
     has_terminal: bool = True
     attributes: tuple[str, ...] = ()
+    windows_days: InitVar[tuple[int, ...] | None] = None
+    label_delay_days: InitVar[int | None] = None
+
+    def __post_init__(
+        self, windows_days: tuple[int, ...] | None, label_delay_days: int | None
+    ) -> None:
+        if windows_days is not None:
+            object.__setattr__(
+                self, "windows_s", tuple(days * SECONDS_PER_DAY for days in windows_days)
+            )
+        if label_delay_days is not None:
+            object.__setattr__(self, "label_delay_s", label_delay_days * SECONDS_PER_DAY)
+        object.__setattr__(self, "windows_s", tuple(int(s) for s in self.windows_s))
+        if not self.windows_s or min(self.windows_s) <= 0:
+            raise ValueError(f"feature windows must be longer than 0, got {self.windows_s}")
+        if self.label_delay_s < 0:
+            raise ValueError(f"the label delay cannot be negative, got {self.label_delay_s} s")
 
     @classmethod
     def from_settings(
         cls, settings: FeatureSettings, mapping: DatasetMapping | None = None
     ) -> FeatureSpec:
         return cls(
-            windows_days=tuple(settings.windows_days),
-            label_delay_days=settings.label_delay_days,
+            windows_s=tuple(window // timedelta(seconds=1) for window in settings.windows),
+            label_delay_s=settings.label_delay // timedelta(seconds=1),
             night_start_hour=settings.night_start_hour,
             night_end_hour=settings.night_end_hour,
             has_card=mapping.has_card if mapping else True,
             has_terminal=mapping.has_terminal if mapping else True,
             attributes=tuple(mapping.features) if mapping else (),
         )
+
+    @property
+    def windows(self) -> tuple[timedelta, ...]:
+        return tuple(timedelta(seconds=seconds) for seconds in self.windows_s)
+
+    @property
+    def label_delay(self) -> timedelta:
+        return timedelta(seconds=self.label_delay_s)
 
     @cached_property
     def definitions(self) -> tuple[FeatureDefinition, ...]:
@@ -112,28 +151,29 @@ class FeatureSpec:
             for name in self.attributes
         ]
         if self.has_card:
-            for days in self.windows_days:
+            for seconds, window in zip(self.windows_s, self.windows, strict=True):
+                suffix, span = format_duration(window), describe_duration(window, bare_one=True)
                 found += [
                     FeatureDefinition(
-                        f"card_tx_count_{days}d",
+                        f"card_tx_count_{suffix}",
                         card,
                         Kind.COUNT,
-                        f"card's number of payments in the previous {_span(days)}",
-                        days,
+                        f"card's number of payments in the previous {span}",
+                        seconds,
                     ),
                     FeatureDefinition(
-                        f"card_mean_amount_{days}d",
+                        f"card_mean_amount_{suffix}",
                         card,
                         Kind.MEAN_AMOUNT,
-                        f"card's average amount in the previous {_span(days)}",
-                        days,
+                        f"card's average amount in the previous {span}",
+                        seconds,
                     ),
                     FeatureDefinition(
-                        f"amount_to_card_mean_{days}d",
+                        f"amount_to_card_mean_{suffix}",
                         card,
                         Kind.AMOUNT_TO_MEAN,
-                        f"amount compared with the card's average of the previous {_span(days)}",
-                        days,
+                        f"amount compared with the card's average of the previous {span}",
+                        seconds,
                     ),
                 ]
             found.append(
@@ -145,22 +185,27 @@ class FeatureSpec:
                 )
             )
         if self.has_terminal:
-            for days in self.windows_days:
+            lag = (
+                f" before the last {describe_duration(self.label_delay)} (labels take that long)"
+                if self.label_delay_s
+                else ""
+            )
+            for seconds, window in zip(self.windows_s, self.windows, strict=True):
+                suffix, span = format_duration(window), describe_duration(window, bare_one=True)
                 found += [
                     FeatureDefinition(
-                        f"terminal_tx_count_{days}d",
+                        f"terminal_tx_count_{suffix}",
                         terminal,
                         Kind.COUNT,
-                        f"terminal's number of payments in the previous {_span(days)}",
-                        days,
+                        f"terminal's number of payments in the previous {span}",
+                        seconds,
                     ),
                     FeatureDefinition(
-                        f"terminal_fraud_rate_{days}d",
+                        f"terminal_fraud_rate_{suffix}",
                         terminal,
                         Kind.FRAUD_RATE,
-                        f"terminal's confirmed fraud rate over {_span(days)}, "
-                        f"{self.label_delay_days} days ago",
-                        days,
+                        f"terminal's confirmed fraud rate over the {'' if lag else 'previous '}{span}{lag}",
+                        seconds,
                     ),
                 ]
         return tuple(found)
@@ -171,24 +216,20 @@ class FeatureSpec:
 
     @property
     def label_delay_us(self) -> int:
-        return self.label_delay_days * MICROS_PER_DAY
+        return self.label_delay_s * MICROS_PER_SECOND
 
     @property
     def card_retention_us(self) -> int:
         """How far back a card's history must reach to answer every card window."""
-        return max(self.windows_days) * MICROS_PER_DAY
+        return max(self.windows_s) * MICROS_PER_SECOND
 
     @property
     def terminal_retention_us(self) -> int:
         """Terminal history must also cover the delayed fraud-rate windows."""
-        return (max(self.windows_days) + self.label_delay_days) * MICROS_PER_DAY
+        return (max(self.windows_s) + self.label_delay_s) * MICROS_PER_SECOND
 
     def is_night(self, hour: np.ndarray | int) -> np.ndarray | int:
         start, end = self.night_start_hour, self.night_end_hour
         if start > end:
             return ((hour >= start) | (hour < end)) * 1
         return ((hour >= start) & (hour < end)) * 1
-
-
-def _span(days: int) -> str:
-    return "day" if days == 1 else f"{days} days"

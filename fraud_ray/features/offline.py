@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 
 from fraud_ray.features.definitions import (
-    MICROS_PER_DAY,
     MICROS_PER_SECOND,
     Entity,
     FeatureDefinition,
@@ -119,7 +118,7 @@ def _entity_features(
     columns: dict[str, np.ndarray] = {}
     with np.errstate(divide="ignore", invalid="ignore"):
         for definition in definitions:
-            window = (definition.window_days or 0) * MICROS_PER_DAY
+            window = definition.window_us
             match definition.kind:
                 case Kind.COUNT:
                     value = (position - first_at_or_after(window)).astype(np.float64)
@@ -129,7 +128,11 @@ def _entity_features(
                     mean = np.where(
                         count > 0, (amount_sums[position] - amount_sums[start]) / count, np.nan
                     )
-                    value = mean if definition.kind == Kind.MEAN_AMOUNT else amount / mean
+                    value = (
+                        mean
+                        if definition.kind == Kind.MEAN_AMOUNT
+                        else np.where(mean > 0, amount / mean, np.nan)
+                    )
                 case Kind.SECONDS_SINCE_PREVIOUS:
                     value = np.full(n, np.nan)
                     same = np.flatnonzero(key[1:] == key[:-1]) + 1

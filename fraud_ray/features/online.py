@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from fraud_ray.features.definitions import (
-    MICROS_PER_DAY,
     MICROS_PER_SECOND,
     Entity,
     FeatureDefinition,
@@ -147,7 +146,7 @@ class _Plan:
         terminal: dict[int, dict[str, int]] = {}
         since = -1
         for column, definition in enumerate(spec.definitions):
-            window = (definition.window_days or 0) * MICROS_PER_DAY
+            window = definition.window_us
             match definition.entity, definition.kind:
                 case Entity.TRANSACTION, _:
                     transaction.append((column, definition))
@@ -190,7 +189,7 @@ def _card_values(plan: _Plan, card: CardHistory | None, event: Event, row: np.nd
         mean = sum(card.amounts[start:end]) / count
         if window.mean >= 0:
             row[window.mean] = mean
-        if window.ratio >= 0:
+        if window.ratio >= 0 and mean > 0:
             row[window.ratio] = event.amount / mean
 
 

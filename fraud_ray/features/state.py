@@ -220,12 +220,10 @@ class RedisState:
         terminals = sorted({e.terminal_id for e in events if e.terminal_id is not None})
         pipe = self.client.pipeline(transaction=False)
         for card_id in cards:
-            pipe.zrangebyscore(
-                self._card_key(card_id),
-                earliest - self.spec.card_retention_us,
-                "+inf",
-                withscores=True,
-            )
+            # The whole set, which commit trims to the windows before the card's latest payment:
+            # the time since the previous payment needs that payment however old it is, as the
+            # offline path and the memory state have it.
+            pipe.zrange(self._card_key(card_id), 0, -1, withscores=True)
         since = earliest - self.spec.terminal_retention_us
         for terminal_id in terminals:
             pipe.zrangebyscore(self._terminal_key(terminal_id), since, "+inf", withscores=True)

@@ -209,7 +209,7 @@ def performance_plot(data: DashboardData) -> Plot:
             name,
             empty=(
                 f"No labels yet: precision, recall and realised cost appear as labels arrive "
-                f"(chargebacks take about {data.label_delay_days} days). "
+                f"(chargebacks take about {data.label_delay}). "
                 f"{waiting:,} decisions are waiting for one."
             ),
         )

@@ -20,6 +20,7 @@ from jinja2 import Environment, PackageLoader, Template, select_autoescape
 
 from fraud_ray.decision_api import LoggedDecisionView
 from fraud_ray.decision_log import DecisionLog
+from fraud_ray.durations import describe_duration
 from fraud_ray.monitoring.charts import (
     COLOURS,
     UNDEFINED,
@@ -71,7 +72,7 @@ def collect(
         generated_at=datetime.now(UTC),
         window_start=window_start,
         window_end=window_end,
-        label_delay_days=settings.features.label_delay_days,
+        label_delay=describe_duration(settings.features.label_delay),
         decisions=len(frame),
         unlabelled=int(frame[LABEL].isna().sum()),
         hourly=_hourly(frame),

@@ -128,7 +128,7 @@ class DashboardData(Summary):
     generated_at: datetime
     window_start: datetime
     window_end: datetime
-    label_delay_days: int
+    label_delay: str = Field(description="how long labels take, e.g. 7 days or 36 hours")
     decisions: int
     unlabelled: int
     hourly: list[HourlyDecisions]

@@ -4,7 +4,7 @@ Features are computed over the whole history, so the first training day already 
 but labels are used only inside the training window (and the validation window, for early stopping,
 calibration and model choice). The test window is scored once, at the end, for the report.
 
-With ``split.validation: before`` the trials train on an earlier window than the registered model
+With ``split.layout: before`` the trials train on an earlier window than the registered model
 (``fraud_ray.data.time_splits``): the winner's configuration is refit on the training window for the
 number of rounds early stopping kept, and it keeps the calibration fitted on the winner's
 validation scores, the only scores of that configuration on rows it did not learn from.
@@ -16,6 +16,7 @@ import hashlib
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -41,6 +42,7 @@ from fraud_ray.data import (
     tuning_lead,
     without_known_compromised_cards,
 )
+from fraud_ray.data_summary import DataSummary, summarise
 from fraud_ray.features.definitions import FeatureSpec
 from fraud_ray.features.distributed import build_features
 from fraud_ray.metrics import evaluate
@@ -73,6 +75,7 @@ class TrainingResult:
     seconds: float
     trials: int
     extra: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
     def summary(self) -> dict[str, Any]:
         """The one JSON line ``fraud-ray train`` ends with."""
@@ -86,6 +89,7 @@ class TrainingResult:
             "trials": self.trials,
             **self.extra,
             "seconds": round(self.seconds, 1),
+            "notes": list(self.notes),
         }
 
 
@@ -99,11 +103,16 @@ def train(
     trials: int | None = None,
     time_budget_s: float | None = None,
     alias: str = "champion",
+    on_summary: Callable[[DataSummary], None] | None = None,
 ) -> TrainingResult:
+    """``on_summary`` is shown what was read before any training starts."""
     started = time.perf_counter()
     init_ray(settings)
     spec = FeatureSpec.from_settings(settings.features, mapping)
-    table = build_features(read_transactions(data, mapping), spec, settings.features.partitions)
+    transactions = read_transactions(data, mapping).materialize()
+    if on_summary is not None:
+        on_summary(summarise(transactions))
+    table = build_features(transactions, spec, settings.features.partitions)
     table = table.materialize()
     if LABEL not in table.columns():
         raise TrainingError("the data has no label column: set `label` in the dataset mapping")
@@ -112,9 +121,9 @@ def train(
     start = (
         pd.Timestamp(train_start)
         if train_start
-        else _default_start(first, spec) + tuning_lead(settings.split, spec.label_delay_days)
+        else _default_start(first, spec) + tuning_lead(settings.split, spec.label_delay)
     )
-    splits = time_splits(start, settings.split, spec.label_delay_days, train_end)
+    splits = time_splits(start, settings.split, spec.label_delay, train_end)
     tuning_split = filter_window(table, splits.tuning).materialize()
     train_split = filter_window(table, splits.train).materialize() if splits.refit else tuning_split
     validation = _frame(filter_window(table, splits.validation), spec)
@@ -162,7 +171,8 @@ def train(
     validation_probabilities = calibrator.transform(raw_validation)
     validation_metrics = evaluate(validation, validation_probabilities, policy)
     test_metrics: dict[str, float] = {}
-    unseen = without_known_compromised_cards(test, _frauds(table), splits, spec.label_delay_days)
+    notes = _test_coverage(splits.test, pd.Timestamp(summary[f"max({TIMESTAMP})"]))
+    unseen = without_known_compromised_cards(test, _frauds(table), splits, spec.label_delay)
     if len(unseen) and unseen[LABEL].nunique() == 2:
         test_metrics = evaluate(unseen, model.probabilities(unseen[spec.names].to_numpy()), policy)
 
@@ -225,6 +235,7 @@ def train(
         seconds=time.perf_counter() - started,
         trials=len(outcome.trials),
         extra={"stopped_early": outcome.stopped_early, "rounds_trained": outcome.rounds_trained},
+        notes=notes,
     )
 
 
@@ -268,7 +279,7 @@ def ensure_champion(
 
 def _default_start(first: pd.Timestamp, spec: FeatureSpec) -> pd.Timestamp:
     """The first midnight after the longest window has filled up, so no training row starts cold."""
-    return (first + timedelta(days=max(spec.windows_days))).normalize() + timedelta(days=1)
+    return (first + max(spec.windows)).normalize() + timedelta(days=1)
 
 
 def _frame(dataset: ray.data.Dataset, spec: FeatureSpec) -> pd.DataFrame:
@@ -323,6 +334,24 @@ def _refit(
     return trained.booster
 
 
+def _test_coverage(test: TimeWindow, last: pd.Timestamp) -> tuple[str, ...]:
+    """What the test figures stand for when the data end before the test window does: short
+    files (hours or days of payments) are scored after training with ``fraud-ray score``."""
+    last = last.tz_localize("UTC") if last.tzinfo is None else last.tz_convert("UTC")
+    if last < test.start:
+        return (
+            f"the data end at {last:%Y-%m-%d %H:%M} before the test window starts "
+            f"({test.start:%Y-%m-%d %H:%M}): no test figures",
+        )
+    if last < test.end:
+        return (
+            f"the data end at {last:%Y-%m-%d %H:%M}, inside the test window "
+            f"{test.start:%Y-%m-%d %H:%M} .. {test.end:%Y-%m-%d %H:%M}: the test figures cover "
+            "only its start",
+        )
+    return ()
+
+
 def _interval(window: TimeWindow) -> str:
     return f"{window.start.isoformat()}/{window.end.isoformat()}"
 
@@ -341,8 +370,8 @@ def _check_frauds(split: ray.data.Dataset, window: TimeWindow, name: str) -> Non
 def _check_validation(validation: pd.DataFrame, window: TimeWindow) -> None:
     if len(validation) == 0 or validation[LABEL].nunique() < 2:
         raise TrainingError(
-            f"the validation window {window.start:%Y-%m-%d} .. "
-            f"{window.end:%Y-%m-%d} needs frauds and legitimate transactions: "
+            f"the validation window {window.start:%Y-%m-%d %H:%M} .. "
+            f"{window.end:%Y-%m-%d %H:%M} needs frauds and legitimate transactions: "
             "the data may end too early for the training window and the label delay"
         )
 

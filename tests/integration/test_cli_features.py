@@ -34,6 +34,6 @@ def test_bad_values_end_the_command_with_one_readable_line(
     )
     result = runner.invoke(app, ["features", "--data", str(data), "--out", str(tmp_path / "f")])
     assert result.exit_code == 2
-    assert "amount column 'amount': zero or negative" in result.output
+    assert "amount column 'amount': negative" in result.output
     assert "Traceback" not in result.output
     assert "RayTaskError" not in result.output

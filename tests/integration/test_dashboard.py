@@ -173,9 +173,7 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Logged]:
     log.write(decisions, transactions, features[served].to_dict("records"))
     log.write_shadow(decided(challenger, challenger_ref, transactions, rows[served]))
     # Chargebacks arrive after the label delay: only the older days know their labels.
-    labelled_until = frame[TIMESTAMP].max().normalize() - timedelta(
-        days=settings.features.label_delay_days
-    )
+    labelled_until = frame[TIMESTAMP].max().normalize() - settings.features.label_delay
     known = frame[served & (frame[TIMESTAMP] < labelled_until).to_numpy()]
     log.record_labels(zip(known["transaction_id"], known[LABEL].astype(int), strict=True))
     alerts = sum(decision["decision"] != Action.APPROVE for decision in decisions)

@@ -20,7 +20,9 @@ pytestmark = pytest.mark.consistency
 
 @pytest.fixture(scope="module")
 def history() -> pd.DataFrame:
-    """About 26,000 simulated transactions with every fraud scenario, labels on all of them."""
+    """About 26,000 simulated transactions with every fraud scenario, labels on all of them, and
+    zero amounts (card verifications): one payment in 20, and every payment of a few cards, whose
+    averages are then 0."""
     settings = SimulatorSettings(
         customers=300,
         terminals=600,
@@ -28,20 +30,39 @@ def history() -> pd.DataFrame:
         compromised_terminals_per_day=1,
         compromised_cards_per_day=1,
     )
-    return pd.concat([day for _, day in simulate_days(settings)], ignore_index=True)
+    history = pd.concat([day for _, day in simulate_days(settings)], ignore_index=True)
+    verifications = (np.arange(len(history)) % 20 == 0) | history["card_id"].isin(
+        history["card_id"].drop_duplicates().head(5)
+    )
+    history.loc[verifications, "amount"] = 0.0
+    return history
+
+
+HOUR = 3600
+DAY = 24 * HOUR
+SPECS = {
+    "days": FeatureSpec(),
+    # windows shorter than a day, and a label delay that is not a whole number of days
+    "hours": FeatureSpec(windows_s=(HOUR, 6 * HOUR, DAY, 7 * DAY), label_delay_s=36 * HOUR),
+}
+
+
+@pytest.fixture(params=list(SPECS))
+def spec(request: pytest.FixtureRequest) -> FeatureSpec:
+    return SPECS[request.param]
 
 
 @pytest.fixture(params=["memory", "redis"])
-def state(request: pytest.FixtureRequest) -> FeatureState:
-    spec = FeatureSpec()
+def state(request: pytest.FixtureRequest, spec: FeatureSpec) -> FeatureState:
     if request.param == "memory":
         return MemoryState(spec)
     url = request.getfixturevalue("redis_url")
     return RedisState.from_url(spec, url, prefix=f"consistency-{uuid.uuid4().hex}")
 
 
-def test_online_replay_equals_offline(history: pd.DataFrame, state: FeatureState) -> None:
-    spec = FeatureSpec()
+def test_online_replay_equals_offline(
+    history: pd.DataFrame, spec: FeatureSpec, state: FeatureState
+) -> None:
     assert len(history) >= 20_000
     assert history["is_fraud"].sum() > 200
     expected = compute_features(history, spec).to_numpy()
@@ -49,8 +70,10 @@ def test_online_replay_equals_offline(history: pd.DataFrame, state: FeatureState
     mismatched = ~np.isclose(got, expected, rtol=1e-9, atol=0, equal_nan=True)
     wrong = sorted({spec.names[column] for column in np.nonzero(mismatched)[1]})
     assert not wrong, f"online differs from offline in {mismatched.sum()} values of {wrong}"
-    fraud_rate = spec.names.index("terminal_fraud_rate_30d")
+    fraud_rate = spec.names.index("terminal_fraud_rate_7d")
     assert np.nanmax(got[:, fraud_rate]) > 0, "labels never reached the terminal fraud rates"
+    card_mean = spec.names.index("card_mean_amount_7d")
+    assert (got[:, card_mean] == 0).any(), "no card had an average of 0 to compare with"
 
 
 def test_an_outlier_in_time_forgets_nothing_of_other_cards_and_terminals(

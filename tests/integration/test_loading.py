@@ -176,5 +176,5 @@ def test_negative_amount_surfaces_as_data_validation_error(
 
     message = str(caught.value)
     assert isinstance(caught.value, ray.exceptions.RayTaskError)
-    assert f"amount column {AMOUNT!r}: zero or negative in 1 of" in message
+    assert f"amount column {AMOUNT!r}: negative in 1 of" in message
     assert "transaction_id '2025-04-02-3'" in message

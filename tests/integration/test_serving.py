@@ -293,7 +293,7 @@ GOOD = transaction("bad-input", NOW)
         ({k: v for k, v in GOOD.items() if k != "amount"}, "amount"),
         (GOOD | {"amount": "twelve"}, "amount"),
         (GOOD | {"amount": -5}, "amount"),
-        (GOOD | {"amount": 0}, "amount"),
+        (GOOD | {"amount": -0.01}, "amount"),
         (GOOD | {"timestamp": "yesterday at noon"}, "timestamp"),
         (GOOD | {"timestamp": 10**20}, "timestamp"),
         (GOOD | {"shoe_size": 44}, "shoe_size"),
@@ -308,6 +308,15 @@ def test_bad_transactions_get_a_422_naming_the_field(
     answer = client.post("/api/v1/predict/single", json=body)
     assert answer.status_code == 422
     assert field in answer.json()["message"]
+
+
+def test_a_zero_amount_card_verification_is_approved(client: httpx.Client) -> None:
+    answer = client.post(
+        "/api/v1/predict/single", json=transaction("verification-1", NOW, amount=0.0)
+    )
+    assert answer.status_code == 200
+    assert answer.json()["decision"] == "approve"
+    assert answer.json()["expected_cost"] == 0
 
 
 @pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])

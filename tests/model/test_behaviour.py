@@ -37,7 +37,7 @@ def score(model: FraudModel, purchase: Purchase, compromised: str | None = None)
     when the terminal is ``compromised``, as legitimate otherwise.
     """
     online = OnlineFeatures(model.spec, MemoryState(model.spec))
-    delay_days = model.spec.label_delay_days
+    delay_days = model.spec.label_delay.days
     others = [
         Event(
             f"o{i}",

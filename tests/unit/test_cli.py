@@ -57,3 +57,18 @@ def test_an_option_that_breaks_a_rule_across_settings_is_refused_with_the_key(
     assert result.exit_code == 2
     assert "kafka: transactions_topic 'decided' is also the decisions_topic" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_bad_duration_is_named_without_a_traceback(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["train", "--data", str(tmp_path), "--validation-window", "8 hours"]
+    )
+    assert result.exit_code == 2
+    assert "--validation-window" in result.output and "8 hours" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_bad_layout_is_refused(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "--data", str(tmp_path), "--layout", "between"])
+    assert result.exit_code == 2
+    assert "--layout" in result.output

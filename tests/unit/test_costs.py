@@ -146,9 +146,21 @@ def test_thresholds_agree_with_decide(
     assert (actions[away] == predicted[away]).all()
 
 
-def test_thresholds_need_a_positive_amount() -> None:
+@pytest.mark.parametrize(
+    ("review_cost", "decline_cost"), [(3.0, 10.0), (0.0, 10.0), (3.0, 0.0), (0.0, 0.0)]
+)
+def test_a_zero_amount_is_always_approved(review_cost: float, decline_cost: float) -> None:
+    policy = CostPolicy(review_cost, decline_cost)
+    assert policy.thresholds(0.0) == ActionThresholds(review_above=None, decline_above=1.0)
+    grid = np.linspace(0, 1, 101)
+    actions, costs = policy.decide(grid, np.zeros_like(grid))
+    assert (actions == Action.APPROVE.value).all()
+    assert (costs == 0).all()
+
+
+def test_thresholds_refuse_a_negative_amount() -> None:
     with pytest.raises(ValueError, match="amount"):
-        POLICY.thresholds(0.0)
+        POLICY.thresholds(-1.0)
 
 
 def test_each_decision_is_priced_with_its_own_fees() -> None:

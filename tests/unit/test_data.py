@@ -221,6 +221,11 @@ def test_good_frame_passes() -> None:
     assert len(apply_mapping(_good(), MAPPING)) == 3
 
 
+def test_zero_amounts_are_payments() -> None:
+    frame = _good().assign(amt=[0.0, 12.5, 0.0])
+    assert apply_mapping(frame, MAPPING)["amount"].tolist() == [0.0, 12.5, 0.0]
+
+
 @pytest.mark.parametrize(
     ("column", "values", "fragment"),
     [
@@ -229,8 +234,9 @@ def test_good_frame_passes() -> None:
         ("amt", [1.0, "ten", 3.0], "not a number"),
         ("amt", [1.0, None, 3.0], "missing"),
         ("amt", [1.0, np.nan, 3.0], "missing"),
-        ("amt", [1.0, 0.0, 3.0], "zero or negative"),
-        ("amt", [1.0, -4.0, 3.0], "zero or negative"),
+        ("amt", [1.0, -4.0, 3.0], "negative"),
+        ("amt", [1.0, -0.01, 3.0], "negative"),
+        ("amt", [1.0, 5e-324, 3.0], "above 0 but below 1e-09"),
         ("amt", [1.0, np.inf, 3.0], "infinite"),
         ("fraud", [0, 2, 0], "not 0 or 1"),
         ("fraud", [0, "yes", 0], "not 0 or 1"),
@@ -393,7 +399,7 @@ SPLIT = SplitSettings(train_days=10, validation_days=5, test_days=3)
 
 @pytest.mark.parametrize("delay", [0, 1, 7])
 def test_splits_are_ordered_disjoint_and_separated_by_the_label_delay(delay: int) -> None:
-    splits = time_splits(START, SPLIT, delay)
+    splits = time_splits(START, SPLIT, timedelta(days=delay))
     train, validation, test = splits.train, splits.validation, splits.test
 
     assert train.start == START
@@ -407,7 +413,7 @@ def test_splits_are_ordered_disjoint_and_separated_by_the_label_delay(delay: int
 
 @pytest.mark.parametrize("delay", [0, 1, 7])
 def test_validation_after_training_tunes_on_the_training_window(delay: int) -> None:
-    splits = time_splits(START, SPLIT, delay)
+    splits = time_splits(START, SPLIT, timedelta(days=delay))
 
     assert splits.tuning == splits.train
     assert not splits.refit
@@ -420,7 +426,7 @@ BEFORE = SplitSettings(train_days=10, validation_days=5, test_days=3, validation
 def test_validation_before_training_is_the_test_layout_shifted_back(delay: int) -> None:
     """The handbook's layout: train | delay | test for the registered model, and the trials on
     tuning | delay | validation, with validation ending where training ends."""
-    splits = time_splits(START, BEFORE, delay)
+    splits = time_splits(START, BEFORE, timedelta(days=delay))
     train, validation, test, tuning = splits.train, splits.validation, splits.test, splits.tuning
 
     assert train == TimeWindow(START, START + timedelta(days=10))
@@ -435,7 +441,7 @@ def test_validation_before_training_is_the_test_layout_shifted_back(delay: int) 
 
 
 def test_validation_before_training_keeps_the_training_length_of_train_end() -> None:
-    splits = time_splits(START, BEFORE, 7, train_end=START + timedelta(days=21))
+    splits = time_splits(START, BEFORE, timedelta(days=7), train_end=START + timedelta(days=21))
 
     assert splits.tuning == TimeWindow(START - timedelta(days=12), START + timedelta(days=9))
     assert splits.validation == TimeWindow(START + timedelta(days=16), START + timedelta(days=21))
@@ -446,14 +452,14 @@ def test_validation_before_training_keeps_the_training_length_of_train_end() -> 
 def test_the_tuning_lead_is_how_far_back_the_first_window_starts(
     split: SplitSettings, lead_days: int
 ) -> None:
-    lead = tuning_lead(split, 7)
+    lead = tuning_lead(split, timedelta(days=7))
 
     assert lead == timedelta(days=lead_days)
-    assert time_splits(START + lead, split, 7).tuning.start == START
+    assert time_splits(START + lead, split, timedelta(days=7)).tuning.start == START
 
 
 def test_windows_are_half_open_and_gaps_belong_to_no_split() -> None:
-    splits = time_splits(START, SPLIT, 7)
+    splits = time_splits(START, SPLIT, timedelta(days=7))
     moments = pd.Series(
         [
             START - timedelta(microseconds=1),
@@ -484,14 +490,14 @@ def test_windows_are_half_open_and_gaps_belong_to_no_split() -> None:
 
 
 def test_without_delay_the_boundary_goes_to_the_later_split() -> None:
-    splits = time_splits(START, SPLIT, 0)
+    splits = time_splits(START, SPLIT, timedelta(days=0))
     boundary = pd.Series([splits.train.end, splits.validation.end])
 
     assert assign_split(boundary, splits).tolist() == ["validation", "test"]
 
 
 def test_naive_times_are_utc() -> None:
-    splits = time_splits(datetime(2025, 4, 1), SPLIT, 7)
+    splits = time_splits(datetime(2025, 4, 1), SPLIT, timedelta(days=7))
 
     assert splits.train.start == START
     assert assign_split(pd.Series(pd.to_datetime(["2025-04-01"])), splits).tolist() == ["train"]
@@ -503,8 +509,8 @@ def test_window_refuses_to_end_before_it_starts() -> None:
 
 
 def test_negative_label_delay_is_refused() -> None:
-    with pytest.raises(ValueError, match="label_delay_days"):
-        time_splits(START, SPLIT, -1)
+    with pytest.raises(ValueError, match="label_delay"):
+        time_splits(START, SPLIT, timedelta(days=-1))
 
 
 def test_filter_window_keeps_only_rows_inside() -> None:
@@ -540,7 +546,7 @@ def _day(day: int, hour: int = 12) -> datetime:
 
 def test_known_compromised_cards_leave_the_test_day_by_day() -> None:
     """Train days 0-6, validation 14-20, test 28-34: a fraud on day F is known from F + 8."""
-    splits = time_splits(START, SplitSettings(), 7)
+    splits = time_splits(START, SplitSettings(), timedelta(days=7))
     frauds = {
         "before-training": -5,  # older than the training window: not counted, as in the handbook
         "in-training": 3,  # known from day 11: blocked through the whole test week
@@ -559,7 +565,7 @@ def test_known_compromised_cards_leave_the_test_day_by_day() -> None:
         columns=[CARD_ID, TIMESTAMP],
     )
 
-    kept = without_known_compromised_cards(test, history, splits, label_delay_days=7)
+    kept = without_known_compromised_cards(test, history, splits, label_delay=timedelta(days=7))
 
     tested = kept.assign(day=(kept[TIMESTAMP] - START).dt.days).groupby(CARD_ID)["day"].agg(list)
     every_day = list(range(28, 35))
@@ -572,7 +578,7 @@ def test_known_compromised_cards_leave_the_test_day_by_day() -> None:
 
 
 def test_a_fraud_is_known_from_the_day_after_the_delay_whatever_its_hour() -> None:
-    splits = time_splits(START, SplitSettings(), 0)
+    splits = time_splits(START, SplitSettings(), timedelta(days=0))
     late = START + timedelta(days=10, hours=23, minutes=59)
     history = pd.DataFrame({CARD_ID: ["c"], TIMESTAMP: [late], LABEL: [1]})
     test = pd.DataFrame(
@@ -585,13 +591,13 @@ def test_a_fraud_is_known_from_the_day_after_the_delay_whatever_its_hour() -> No
         }
     )
 
-    kept = without_known_compromised_cards(test, history, splits, label_delay_days=0)
+    kept = without_known_compromised_cards(test, history, splits, label_delay=timedelta(days=0))
 
     assert kept[TIMESTAMP].tolist() == [test[TIMESTAMP][0]]
 
 
 def test_without_frauds_or_cards_every_test_row_stays() -> None:
-    splits = time_splits(START, SplitSettings(), 7)
+    splits = time_splits(START, SplitSettings(), timedelta(days=7))
     test = pd.DataFrame({CARD_ID: ["a"], TIMESTAMP: [_day(28)]})
 
     assert len(without_known_compromised_cards(test, pd.DataFrame(), splits, 7)) == 1

@@ -83,6 +83,30 @@ def test_card_windows_cover_the_history_before_the_transaction(compute) -> None:
 
 
 @both_paths
+def test_every_feature_copes_with_zero_amounts(compute) -> None:
+    spec = FeatureSpec(windows_days=(1, 7))
+    rows = [
+        ("v1", T0, "x", "m", 0.0, 0),  # a card verification
+        ("v2", T0 + pd.Timedelta(minutes=5), "x", "m", 0.0, 0),  # only zeros before it
+        ("buy", T0 + pd.Timedelta(hours=1), "x", "m", 80.0, 0),  # after a history averaging 0
+        ("after", T0 + pd.Timedelta(hours=2), "x", "m", 0.0, 0),  # a zero after a payment
+    ]
+    got = compute(rows, spec)
+    assert np.isfinite(got.drop(columns=[c for c in spec.names if "fraud_rate" in c])).sum().sum()
+    assert not np.isinf(got.to_numpy()).any()
+    assert got.loc["v1", "amount"] == 0.0
+    assert got.loc["v1", "log_amount"] == 0.0
+    assert got.loc["v2", "card_mean_amount_1d"] == 0.0
+    assert np.isnan(got.loc["v2", "amount_to_card_mean_1d"])  # 0 against an average of 0
+    assert got.loc["buy", "card_tx_count_1d"] == 2
+    assert got.loc["buy", "card_mean_amount_7d"] == 0.0
+    assert np.isnan(got.loc["buy", "amount_to_card_mean_7d"])  # 80 against an average of 0
+    assert got.loc["after", "card_mean_amount_1d"] == pytest.approx(80 / 3)
+    assert got.loc["after", "amount_to_card_mean_1d"] == 0.0
+    assert got.loc["after", "terminal_tx_count_1d"] == 3
+
+
+@both_paths
 def test_simultaneous_transactions_are_ordered_by_id(compute) -> None:
     rows = [("b", T0, "x", "m", 30.0, 0), ("a", T0, "x", "m", 10.0, 0)]
     got = compute(rows, FeatureSpec())
@@ -141,6 +165,39 @@ def test_labels_for_unknown_transactions_are_reported_not_stored() -> None:
     features = OnlineFeatures(spec, MemoryState(spec))
     features.compute([Event("a", 0, 10.0, "x", "m")])
     assert features.record_labels([("a", 1), ("nobody", 1)]) == 1
+
+
+HOUR = pd.Timedelta(hours=1)
+
+
+@both_paths
+def test_windows_shorter_than_a_day(compute) -> None:
+    spec = FeatureSpec(windows_s=(3600, 5400), label_delay_s=2 * 3600)
+    rows = [
+        ("f", T0, "x", "m", 10.0, 1),
+        ("a", T0 + 30 * pd.Timedelta(minutes=1), "x", "m", 20.0, 0),
+        ("b", T0 + HOUR + pd.Timedelta(minutes=15), "x", "m", 60.0, 0),  # f is 75 minutes old
+        ("c", T0 + 2 * HOUR, "y", "m", 5.0, 0),  # f's label is exactly 2 hours old: not yet
+        ("d", T0 + 2 * HOUR + pd.Timedelta(minutes=1), "z", "m", 5.0, 0),
+    ]
+    got = compute(rows, spec)
+    assert spec.names[5:8] == ["card_tx_count_1h", "card_mean_amount_1h", "amount_to_card_mean_1h"]
+    assert got.loc["a", "card_tx_count_1h"] == 1
+    assert got.loc["b", "card_tx_count_1h"] == 1  # only a, 45 minutes earlier
+    assert got.loc["b", "card_mean_amount_1h"] == 20.0
+    assert got.loc["b", "card_tx_count_90m"] == 2
+    assert got.loc["b", "amount_to_card_mean_90m"] == 4.0
+    assert np.isnan(got.loc["c", "terminal_fraud_rate_90m"])
+    assert got.loc["c", "terminal_tx_count_1h"] == 1  # b only
+    assert got.loc["d", "terminal_fraud_rate_90m"] == 1.0  # [t - 3h30, t - 2h): f alone
+
+
+def test_specs_saved_in_days_load_as_before() -> None:
+    """Model bundles saved before durations spell windows and the delay in days."""
+    old = FeatureSpec(windows_days=(1, 7, 30), label_delay_days=7)
+    assert old == FeatureSpec()
+    assert old.names == FeatureSpec().names
+    assert "card_tx_count_7d" in old.names and "terminal_fraud_rate_30d" in old.names
 
 
 def test_windows_follow_the_settings() -> None:

@@ -140,7 +140,7 @@ def test_no_reasons_when_none_are_asked_for() -> None:
     assert steps.decide(transactions([5000.0]))[0]["reasons"] == []
 
 
-@pytest.mark.parametrize("amount", [0.0, -1.0, float("nan"), float("inf"), 3.4e38])
+@pytest.mark.parametrize("amount", [-0.01, -1.0, float("nan"), float("inf"), 3.4e38])
 def test_amounts_that_no_payment_has_are_refused(amount: float) -> None:
     with pytest.raises(ValidationError, match="amount"):
         transactions([amount])
@@ -169,6 +169,13 @@ def test_oversized_fields_are_refused(field: str, value: object) -> None:
     body = {"transaction_id": "t", "timestamp": "2025-01-01T00:00:00Z", "amount": 5.0}
     with pytest.raises(ValidationError, match=field):
         Transaction.model_validate(body | {field: value})
+
+
+def test_a_zero_amount_is_scored_and_approved() -> None:
+    record = pipeline().decide(transactions([0.0]))[0]
+    assert 0 <= record["fraud_probability"] <= 1
+    assert record["decision"] == Action.APPROVE
+    assert record["expected_cost"] == 0
 
 
 def test_the_largest_accepted_amount_still_scores() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,11 @@ from fraud_ray.settings import Settings, SettingsError, load_settings
 def test_defaults_come_from_the_shipped_yaml(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(Path(__file__).parents[2])
     settings = load_settings()
-    assert settings.features.windows_days == [1, 7, 30]
-    assert settings.features.label_delay_days == 7
+    assert settings.features.windows == [timedelta(days=d) for d in (1, 7, 30)]
+    assert settings.features.label_delay == timedelta(days=7)
     assert str(settings.simulator.start) == "2025-04-01"
-    assert settings.split.validation == "after"
+    assert settings.split.layout == "after"
+    assert settings.split.validation_window == timedelta(days=7)
 
 
 def test_environment_overrides_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -24,9 +26,9 @@ def test_environment_overrides_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("FRAUD_RAY_KAFKA_BOOTSTRAP", "env:9092")
     monkeypatch.setenv("FRAUD_RAY_FEATURES_WINDOWS_DAYS", "[30, 2]")
     settings = load_settings(config)
-    assert settings.features.label_delay_days == 3
+    assert settings.features.label_delay == timedelta(days=3)
     assert settings.kafka.bootstrap == "env:9092"
-    assert settings.features.windows_days == [2, 30]
+    assert settings.features.windows == [timedelta(days=2), timedelta(days=30)]
 
 
 def test_config_file_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -39,10 +41,13 @@ def test_config_file_from_the_environment(tmp_path: Path, monkeypatch: pytest.Mo
 @pytest.mark.parametrize(
     ("yaml_text", "env", "named"),
     [
-        ("features:\n  label_delay_days: -1\n", {}, "features.label_delay_days"),
+        ("features:\n  label_delay_days: -1\n", {}, "features.label_delay"),
+        ("features:\n  label_delay: 3 fortnights\n", {}, "features.label_delay"),
+        ("split:\n  validation_window: 0h\n", {}, "split.validation_window"),
         ("costs:\n  reviewcost: 1\n", {}, "costs.reviewcost"),
         ("", {"FRAUD_RAY_FEATURES_BACKEND": "postgres"}, "features.backend"),
-        ("", {"FRAUD_RAY_SPLIT_VALIDATION": "between"}, "split.validation"),
+        ("", {"FRAUD_RAY_SPLIT_VALIDATION": "between"}, "split.layout"),
+        ("", {"FRAUD_RAY_SPLIT_LAYOUT": "between"}, "split.layout"),
         ("features:\n  windows_days: [7, 7]\n", {}, "features"),
         ("nonsense: 1\n", {}, "nonsense"),
     ],
@@ -145,3 +150,47 @@ def test_urls_that_name_no_relative_file_are_kept(
     assert settings.mlflow.tracking_uri == tracking_uri
     assert settings.mlflow.artifact_location == artifacts
     assert settings.decisions.url == decisions
+
+
+def test_settings_written_in_days_still_read(tmp_path: Path) -> None:
+    """Files from before durations: whole days under the old keys, the layout as ``validation``."""
+    config = tmp_path / "old.yaml"
+    config.write_text(
+        "features:\n  windows_days: [1, 7]\n  label_delay_days: 3\n"
+        "split:\n  train_days: 14\n  validation_days: 5\n  test_days: 2\n  validation: before\n"
+    )
+    settings = load_settings(config)
+    assert settings.features.windows == [timedelta(days=1), timedelta(days=7)]
+    assert settings.features.label_delay == timedelta(days=3)
+    assert settings.split.train_window == timedelta(days=14)
+    assert settings.split.validation_window == timedelta(days=5)
+    assert settings.split.test_window == timedelta(days=2)
+    assert settings.split.layout == "before"
+
+
+def test_an_override_in_durations_wins_over_a_file_in_days(tmp_path: Path) -> None:
+    config = tmp_path / "old.yaml"
+    config.write_text("features:\n  label_delay_days: 3\nsplit:\n  validation_days: 5\n")
+    settings = load_settings(
+        config, features={"label_delay": "0h"}, split={"validation_window": "PT8H"}
+    )
+    assert settings.features.label_delay == timedelta(0)
+    assert settings.split.validation_window == timedelta(hours=8)
+
+
+def test_windows_from_an_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRAUD_RAY_FEATURES_WINDOWS", '["1h", "1d", 7]')
+    assert load_settings().features.windows == [
+        timedelta(hours=1),
+        timedelta(days=1),
+        timedelta(days=7),
+    ]
+
+
+def test_durations_shorter_than_a_day_and_their_json_form() -> None:
+    settings = load_settings(features={"windows": ["7d", "1h", "P1D"], "label_delay": "36h"})
+    assert settings.features.windows == [timedelta(hours=1), timedelta(days=1), timedelta(days=7)]
+    dumped = settings.model_dump(mode="json")["features"]
+    assert dumped["windows"] == ["1h", "1d", "7d"]
+    assert dumped["label_delay"] == "36h"
+    assert load_settings(features=dumped).features == settings.features

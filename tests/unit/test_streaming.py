@@ -60,7 +60,10 @@ POISON = {
         encoded({k: v for k, v in body().items() if k != "transaction_id"}),
         "transaction_id: Field required",
     ),
-    "negative amount": (encoded(body(amount=-3)), "amount: Input should be greater than 0"),
+    "negative amount": (
+        encoded(body(amount=-3)),
+        "amount: Input should be greater than or equal to 0",
+    ),
     "nan amount": (
         b'{"transaction_id": "t", "timestamp": "2025-06-02T14:00:00Z", "amount": NaN}',
         "amount: Input should be a finite number",
@@ -77,7 +80,7 @@ POISON = {
     "denormal amount": (encoded(body(amount=5e-324)), "amount: Value error, must be at least"),
     "unknown field beside a bad one": (
         encoded(body(colour="red", amount=-1)),
-        "amount: Input should be greater than 0",
+        "amount: Input should be greater than or equal to 0",
     ),
 }
 
@@ -94,6 +97,11 @@ def test_poison_is_rejected_naming_the_field(name: str) -> None:
 def test_card_is_optional_so_a_transaction_without_it_parses() -> None:
     parsed = parse_transaction(POISON["missing field"][0])
     assert isinstance(parsed, Parsed) and parsed.transaction.card_id is None
+
+
+def test_a_zero_amount_is_a_transaction() -> None:
+    parsed = parse_transaction(encoded(body(amount=0)))
+    assert isinstance(parsed, Parsed) and parsed.transaction.amount == 0
 
 
 def test_a_valid_message_is_a_transaction() -> None:
