@@ -734,7 +734,10 @@ def test_every_metric_the_dashboards_query_is_exported(served: Served) -> None:
         with httpx.Client(base_url=served.url, timeout=60) as client:
             answer = client.post("/api/v1/predict/single", json=transactions("metrics", 1)[0])
             assert answer.status_code == 200, answer.text
-            drift = client.get("/api/v1/monitoring/drift")
+            drift = client.get(
+                "/api/v1/monitoring/drift",
+                headers={"Authorization": f"Bearer {served.settings.serving.analyst_token}"},
+            )
             assert drift.status_code == 200, drift.text
         measured_at = time.monotonic()
         port = next(node["MetricsExportPort"] for node in ray.nodes() if node["Alive"])
