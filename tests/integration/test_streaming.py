@@ -336,7 +336,7 @@ POISON = {
     ),
     "negative amount": (
         b'{"transaction_id": "x", "timestamp": "2025-06-02T08:00:00Z", "amount": -5}',
-        "amount: Input should be greater than 0",
+        "amount: Input should be greater than or equal to 0",
     ),
     "nan amount": (
         b'{"transaction_id": "x", "timestamp": "2025-06-02T08:00:00Z", "amount": NaN}',
