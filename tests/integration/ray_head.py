@@ -7,9 +7,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+
+import httpx
 
 from ..conftest import free_port
 
@@ -17,6 +20,28 @@ BIN = Path(sys.executable).parent
 # `ray start` leaves its address here, and a later `ray.init()` without one connects to it: once this
 # head is gone, every Ray test after it would try to reach a dead cluster.
 ADDRESS_FILE = Path("/tmp/ray/ray_current_cluster")
+# A head on a loaded machine takes a minute or more before its dashboard answers.
+START_TIMEOUT_S = 300
+
+
+def wait_for_dashboard(head: subprocess.Popen[bytes], address: str, log: Path) -> None:
+    """Return once the dashboard answers; fail with the head's own log if it died or never did,
+    so that a test reports why its cluster is missing instead of a refused connection."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if head.poll() is not None:
+            raise RuntimeError(
+                f"ray start exited with {head.returncode}:\n{log.read_text()[-3000:]}"
+            )
+        try:
+            if httpx.get(f"{address}/api/version", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(
+        f"the head's dashboard did not answer in {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}"
+    )
 
 
 @contextmanager
@@ -48,8 +73,10 @@ def ray_head(env: dict[str, str], num_cpus: int, log: Path) -> Iterator[str]:
         head = subprocess.Popen(
             command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
         )
+    address = f"http://127.0.0.1:{dashboard}"
     try:
-        yield f"http://127.0.0.1:{dashboard}"
+        wait_for_dashboard(head, address, log)
+        yield address
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         with suppress(subprocess.TimeoutExpired):
