@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -29,7 +29,12 @@ from fraud_ray.cli.common import (
 )
 from fraud_ray.data import DataValidationError
 from fraud_ray.schema import MappingError
-from fraud_ray.settings import SplitLayout
+from fraud_ray.settings import Settings, SplitLayout
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+
+    from fraud_ray.model import FraudModel
 
 
 def train(
@@ -179,17 +184,13 @@ def score(
     """Score transactions in batch with Ray Data and write their decisions to Parquet, deciding
     with the settings' costs as the Serve graph and the stream do."""
     from fraud_ray.costs import CostPolicy
-    from fraud_ray.registry import Registry
     from fraud_ray.runtime import init_ray
     from fraud_ray.scoring import score_file
 
     base = settings()
     source = existing(data or base.data.raw_dir)
     begin, finish = moment(start, "--start"), moment(end, "--end")
-    try:
-        fraud_model, version = Registry(base.mlflow).load(model)
-    except Exception as error:  # MLflow raises its own exception types for unknown names/aliases
-        fail(f"--model {model}: {error}")
+    fraud_model, version = _registered(base, model)
     init_ray(base)
     with user_errors():
         summary = score_file(
@@ -227,16 +228,12 @@ def evaluate(
     with one JSON line."""
     from fraud_ray.costs import CostPolicy
     from fraud_ray.evaluation import evaluate_model
-    from fraud_ray.registry import Registry
     from fraud_ray.runtime import init_ray
 
     base = settings()
     source = existing(data or base.data.raw_dir)
     begin, finish = moment(start, "--start"), moment(end, "--end")
-    try:
-        fraud_model, version = Registry(base.mlflow).load(model)
-    except Exception as error:  # MLflow raises its own exception types for unknown names/aliases
-        fail(f"--model {model}: {error}")
+    fraud_model, version = _registered(base, model)
     init_ray(base)
     with user_errors():
         result = evaluate_model(
@@ -264,6 +261,16 @@ def evaluate(
     (out / "evaluation.json").write_text(figures + "\n")
     console.print(f"plots and evaluation.json in {out}")
     print(figures)
+
+
+def _registered(base: Settings, model: str) -> tuple[FraudModel, ModelVersion]:
+    """The registered model ``--model`` names, or a one-line error naming it."""
+    from fraud_ray.registry import Registry
+
+    try:
+        return Registry(base.mlflow).load(model)
+    except Exception as error:  # MLflow raises its own exception types for unknown names/aliases
+        fail(f"--model {model}: {error}")
 
 
 def _ratio(value: float | None) -> str:

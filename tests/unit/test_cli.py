@@ -72,3 +72,13 @@ def test_a_bad_layout_is_refused(tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", "--data", str(tmp_path), "--layout", "between"])
     assert result.exit_code == 2
     assert "--layout" in result.output
+
+
+def test_an_unknown_model_is_named_without_a_traceback(tmp_path: Path) -> None:
+    config = tmp_path / "settings.yaml"
+    config.write_text(f"mlflow:\n  tracking_uri: sqlite:///{tmp_path / 'mlflow.db'}\n")
+    args = ["evaluate", "--model", "models:/nobody@champion", "--data", str(tmp_path)]
+    result = runner.invoke(app, ["--config", str(config), *args])
+    assert result.exit_code == 2, result.output
+    assert "--model models:/nobody@champion" in result.output
+    assert "Traceback" not in result.output
