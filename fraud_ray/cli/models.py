@@ -140,20 +140,33 @@ def promote(
     ] = None,
     reload: Annotated[bool, typer.Option(help="Ask the serving app to load it now.")] = True,
 ) -> None:
-    """Make the challenger the champion, then have the running graph serve it."""
+    """Make the challenger the champion, then have the running graph serve it.
+
+    The challenger passes the model gate first (its scores on its reference sample), so a version
+    the graph would refuse to reload never becomes the champion it loads on its next start.
+    """
     from mlflow.exceptions import MlflowException
 
     from fraud_ray.registry import Registry
+    from fraud_ray.schema import ModelRef
     from fraud_ray.serving.client import ReloadError, reload_model, serving_url
+    from fraud_ray.serving.gate import admit
+    from fraud_ray.serving.pipeline import ModelRefused
 
     base = settings()
     serving = base.serving
     if serving.challenger_alias is None:
         fail("serving.challenger_alias is null: there is no challenger to promote")
+    registry = Registry(base.mlflow)
     try:
-        old, new = Registry(base.mlflow).promote(serving.challenger_alias, serving.model_alias)
+        model, found = registry.load(f"@{serving.challenger_alias}")
+        ref = ModelRef(name=found.name, version=str(found.version))
+        admit(registry, model, ref, serving.min_average_precision)
+        old, new = registry.promote(serving.challenger_alias, serving.model_alias)
     except MlflowException as error:
         fail(f"cannot promote {base.mlflow.model_name}@{serving.challenger_alias}: {error.message}")
+    except ModelRefused as refused:
+        fail(f"not promoted, {serving.model_alias} unchanged: {refused}")
     console.print(
         f"{base.mlflow.model_name}@{serving.model_alias}: version {old} -> [bold]{new}[/bold]"
     )

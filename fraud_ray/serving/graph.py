@@ -48,6 +48,7 @@ from fraud_ray.serving.api import (
     ModelInfo,
     ReloadResponse,
 )
+from fraud_ray.serving.gate import admit
 from fraud_ray.serving.pipeline import (
     ModelRefused,
     Scored,
@@ -353,6 +354,13 @@ class Ingress:
         try:
             candidate = await asyncio.to_thread(
                 load_model, self.settings, self.spec, f"@{serving.model_alias}"
+            )
+            await asyncio.to_thread(
+                admit,
+                Registry(self.settings.mlflow),
+                candidate.model.model,
+                candidate.model.ref,
+                serving.min_average_precision,
             )
         except ModelRefused as refused:
             raise HTTPException(409, f"reload refused, still serving: {refused}") from None

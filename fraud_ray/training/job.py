@@ -387,8 +387,9 @@ def _frauds(table: ray.data.Dataset) -> pd.DataFrame:
 def _reference_sample(
     validation: pd.DataFrame, spec: FeatureSpec, probabilities: np.ndarray, folder: Path
 ) -> Path:
-    """Features and scores drift is measured against later (issue: monitoring)."""
-    sample = validation[spec.names].assign(fraud_probability=probabilities)
+    """Features and scores drift is measured against later, and labels: the model gate checks a
+    version's average precision on them before it may serve."""
+    sample = validation[[*spec.names, LABEL]].assign(fraud_probability=probabilities)
     sample = sample.sample(n=min(REFERENCE_ROWS, len(sample)), random_state=0)
     path = folder / REFERENCE_SAMPLE
     sample.to_parquet(path, index=False)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -31,7 +33,7 @@ from fraud_ray.costs import CostPolicy
 from fraud_ray.decision_log import DecisionLog
 from fraud_ray.features.definitions import FeatureSpec
 from fraud_ray.model import FraudModel
-from fraud_ray.registry import Registry
+from fraud_ray.registry import REFERENCE_SAMPLE, Registry
 from fraud_ray.serving.graph import build_graph
 from fraud_ray.settings import Settings
 
@@ -244,15 +246,7 @@ def test_a_challenger_is_scored_in_shadow_and_never_changes_an_answer(
     settings = served[1]
     registry = Registry(settings.mlflow)
     alone = client.post("/api/v1/predict/batch", json={"transactions": cold_batch("solo")})
-    version = registry.register(
-        challenger_model(champion),
-        policy=PYFUNC_COSTS,
-        params={},
-        metrics={},
-        tags={},
-        artifacts=[],
-        alias="challenger",
-    ).version
+    version = register_copy(settings, challenger_model(champion), alias="challenger")
     log = DecisionLog(settings.decisions.url)
     try:
         deadline = time.monotonic() + 60
@@ -376,15 +370,22 @@ def test_guarded_endpoints_refuse_no_token_a_wrong_one_and_the_default(
         assert TOKEN not in answer.text and ANALYST not in answer.text
 
 
-def register_copy(settings: Settings, model: FraudModel) -> str:
-    registered = Registry(settings.mlflow).register(
-        model,
-        policy=PYFUNC_COSTS,
-        params={},
-        metrics={"note": 1.0},
-        tags={"purpose": "reload test"},
-        artifacts=[],
-    )
+def register_copy(settings: Settings, model: FraudModel, alias: str = "champion") -> str:
+    """Register ``model`` with the serving champion's reference sample, as the model gate needs
+    (every version here reads the champion's features, and every one registered has a sample)."""
+    registry = Registry(settings.mlflow)
+    with tempfile.TemporaryDirectory() as scratch:
+        sample = Path(scratch) / REFERENCE_SAMPLE
+        registry.reference_sample("@champion").to_parquet(sample, index=False)
+        registered = registry.register(
+            model,
+            policy=PYFUNC_COSTS,
+            params={},
+            metrics={"note": 1.0},
+            tags={"purpose": "reload test"},
+            artifacts=[sample],
+            alias=alias,
+        )
     return registered.version
 
 
@@ -451,6 +452,51 @@ def test_a_broken_version_is_refused_and_the_old_one_keeps_serving(
         Registry(settings.mlflow).set_alias("champion", serving_version)
 
 
+def constant_model(champion: FraudModel) -> FraudModel:
+    """A booster that learnt nothing (no feature varies in its training rows): it scores every
+    transaction alike, which the reload probe alone cannot tell from a model."""
+    rows = np.zeros((40, len(champion.features)))
+    labels = np.random.default_rng(2).integers(0, 2, 40)
+    booster = xgb.train(
+        {"objective": "binary:logistic", "verbosity": 0},
+        xgb.DMatrix(rows, label=labels, feature_names=champion.features),
+        num_boost_round=3,
+    )
+    return FraudModel(booster, "xgboost", champion.calibrator, champion.spec, {})
+
+
+def test_a_version_with_constant_scores_is_refused_on_reload_and_on_promote(
+    client: httpx.Client,
+    served: tuple[str, Settings],
+    champion: FraudModel,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = served[1]
+    registry = Registry(settings.mlflow)
+    serving_version = client.get("/api/v1/model/info").json()["version"]
+    register_copy(settings, constant_model(champion))
+    try:
+        answer = client.post("/api/v1/model/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert answer.status_code == 409, answer.text
+        assert "one score" in answer.json()["message"]
+        assert client.get("/api/v1/model/info").json()["version"] == serving_version
+    finally:
+        registry.set_alias("champion", serving_version)
+
+    constant = register_copy(settings, constant_model(champion), alias="challenger")
+    monkeypatch.setenv("FRAUD_RAY_MLFLOW_TRACKING_URI", settings.mlflow.tracking_uri)
+    monkeypatch.setenv("FRAUD_RAY_MLFLOW_MODEL_NAME", settings.mlflow.model_name)
+    try:
+        refused = CliRunner().invoke(cli, ["promote", "--url", served[0]])
+        assert refused.exit_code == 2, refused.output
+        assert "not promoted" in refused.output and f"version {constant}" in refused.output
+        assert "Traceback" not in refused.output
+        assert str(registry.resolve("@champion").version) == serving_version
+        assert str(registry.resolve("@challenger").version) == constant
+    finally:
+        registry.client.delete_registered_model_alias(settings.mlflow.model_name, "challenger")
+
+
 def test_promotion_moves_the_aliases_and_the_graph_serves_the_challenger(
     client: httpx.Client,
     served: tuple[str, Settings],
@@ -460,15 +506,7 @@ def test_promotion_moves_the_aliases_and_the_graph_serves_the_challenger(
     settings = served[1]
     registry = Registry(settings.mlflow)
     old = client.get("/api/v1/model/info").json()["version"]
-    new = registry.register(
-        challenger_model(champion),
-        policy=PYFUNC_COSTS,
-        params={},
-        metrics={},
-        tags={},
-        artifacts=[],
-        alias="challenger",
-    ).version
+    new = register_copy(settings, challenger_model(champion), alias="challenger")
     monkeypatch.setenv("FRAUD_RAY_MLFLOW_TRACKING_URI", settings.mlflow.tracking_uri)
     monkeypatch.setenv("FRAUD_RAY_MLFLOW_MODEL_NAME", settings.mlflow.model_name)
     monkeypatch.setenv("FRAUD_RAY_SERVING_OPERATOR_TOKEN", TOKEN)

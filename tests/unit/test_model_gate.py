@@ -6,18 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraud_ray.costs import CostPolicy
+from fraud_ray.model import FraudModel
 from fraud_ray.schema import LABEL, ModelRef
 from fraud_ray.serving.gate import check_reference_scores, check_scores
-from fraud_ray.serving.pipeline import ModelRefused, ServingModel
+from fraud_ray.serving.pipeline import ModelRefused
 
 from .test_model import SPEC, make_model
 
 REF = ModelRef(name="fraud-test", version="5")
-POLICY = CostPolicy(review_cost=3.0, decline_cost=10.0)
 
 
-def reference_sample(with_labels: bool = True) -> tuple[ServingModel, pd.DataFrame]:
+def reference_sample(with_labels: bool = True) -> tuple[FraudModel, pd.DataFrame]:
     """A model and its reference sample as training saves it: features and scores (and labels)."""
     model, rows = make_model("xgboost")
     sample = pd.DataFrame(rows, columns=SPEC.names)
@@ -25,13 +24,13 @@ def reference_sample(with_labels: bool = True) -> tuple[ServingModel, pd.DataFra
     if with_labels:
         amount = SPEC.names.index("amount")
         sample[LABEL] = (rows[:, amount] > 1.2).astype(int)
-    return ServingModel(model, REF, SPEC, POLICY, reasons=0), sample
+    return model, sample
 
 
 def test_a_model_that_ranks_its_sample_passes() -> None:
     model, sample = reference_sample()
-    check_reference_scores(model, sample, min_average_precision=0.5)
-    check_reference_scores(model, sample.drop(columns=[LABEL]), min_average_precision=0.0)
+    check_reference_scores(model, REF, sample, min_average_precision=0.5)
+    check_reference_scores(model, REF, sample.drop(columns=[LABEL]), min_average_precision=0.0)
 
 
 @pytest.mark.parametrize("score", [0.0, 0.02, 1.0])
@@ -64,6 +63,6 @@ def test_an_average_precision_bound_needs_labels_of_both_classes() -> None:
 def test_a_sample_without_the_models_features_is_refused() -> None:
     model, sample = reference_sample()
     with pytest.raises(ModelRefused, match="lacks the features amount"):
-        check_reference_scores(model, sample.drop(columns=["amount"]), 0.0)
+        check_reference_scores(model, REF, sample.drop(columns=["amount"]), 0.0)
     with pytest.raises(ModelRefused, match="no rows"):
-        check_reference_scores(model, sample.iloc[:0], 0.0)
+        check_reference_scores(model, REF, sample.iloc[:0], 0.0)
