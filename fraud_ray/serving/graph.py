@@ -19,6 +19,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Sequence
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -72,6 +73,9 @@ from fraud_ray.serving.telemetry import GraphMetrics
 from fraud_ray.settings import Settings
 
 logger = logging.getLogger("ray.serve")
+# The last flush at shutdown gets this long: half of Serve's default graceful shutdown timeout
+# (20 s), which ends the replica whatever it is doing.
+SHUTDOWN_FLUSH_S = 10.0
 
 api = problem_app(
     "fraud-ray",
@@ -195,8 +199,12 @@ class Ingress:
         monitoring = MonitoringService(settings, on_drift=self.metrics.drift)
         api.state.monitoring = monitoring
         self.recorder = DecisionRecorder(
-            self.decision_log, spec.names, settings.serving.record_max_pending
+            self.decision_log,
+            spec.names,
+            settings.serving.record_max_pending,
+            on_drop=self.metrics.dropped,
         )
+        self._closing = asyncio.Event()
         self.shadow: ServingModel | None = None
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._record())]
@@ -251,12 +259,13 @@ class Ingress:
         return decisions
 
     async def _record(self) -> None:
-        """Flush the recorder every ``serving.record_flush_s``; a failed flush is retried with
-        the next one's decisions, never raised into a request. The same beat keeps the drift
-        gauges exported."""
+        """Flush the recorder every ``serving.record_flush_s``, and once more when the replica
+        closes; a failed flush is retried with the next one's decisions, never raised into a
+        request. The same beat keeps the drift gauges exported."""
         serving = self.settings.serving
-        while True:
-            await asyncio.sleep(serving.record_flush_s)
+        while not self._closing.is_set():
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), serving.record_flush_s)
             self.metrics.hold()
             pending = self.recorder.take()
             try:
@@ -264,7 +273,24 @@ class Ingress:
                 self.metrics.flushed(flushed)
             except Exception as error:  # the database is away: keep the batch for the next try
                 logger.warning("decision log write failed, will retry: %s", error)
+                self.metrics.flush_failed()
                 self.recorder.restore(pending)
+            self.metrics.pending(len(self.recorder.pending))
+
+    async def __del__(self) -> None:
+        """Serve awaits this when it stops the replica gracefully (a redeploy, a scale-down,
+        ``serve shutdown``): answered decisions still pending are written before it goes, and
+        those the log cannot take in time are counted and named in the replica's log."""
+        self._closing.set()
+        record, *others = self._tasks
+        for task in others:
+            task.cancel()
+        with suppress(Exception):
+            await asyncio.wait_for(record, SHUTDOWN_FLUSH_S)
+        left = len(self.recorder.pending)
+        if left:
+            self.metrics.dropped(left)
+            logger.error("shutting down with %d answered decisions not logged", left)
 
     async def _watch_challenger(self) -> None:
         """Load the registry's challenger when its alias moves; drop it when the alias goes."""

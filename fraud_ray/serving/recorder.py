@@ -49,15 +49,15 @@ class Pending:
 class Flushed:
     logged: int
     shadowed: int
-    dropped: int
 
 
 class DecisionRecorder:
     """Buffers answered batches; ``flush`` writes them and the challenger's shadow decisions.
 
     ``max_pending`` bounds the memory a stalled database can take: beyond it the oldest unflushed
-    HTTP decisions are dropped and counted (the caller already has its answer; streamed
-    decisions are logged by the pool and never depend on this buffer).
+    HTTP decisions are dropped, and ``on_drop`` hears how many at once, on the event loop, so the
+    alert on dropped decisions fires during an outage rather than after it (the caller already
+    has its answer; streamed decisions are logged by the pool and never depend on this buffer).
     """
 
     def __init__(
@@ -65,12 +65,13 @@ class DecisionRecorder:
         open_log: Callable[[], DecisionLog],
         names: Sequence[str],
         max_pending: int,
+        on_drop: Callable[[int], None] = lambda count: None,
     ) -> None:
         self.open_log = open_log
         self.names = list(names)
         self.max_pending = max_pending
+        self.on_drop = on_drop
         self.pending = Pending()
-        self.dropped = 0
 
     def add(
         self,
@@ -104,15 +105,10 @@ class DecisionRecorder:
         self._bound()
 
     def flush(self, pending: Pending, shadow: ServingModel | None) -> Flushed:
-        """Write ``pending`` (from ``take``); blocking, so the ingress runs it in a thread.
-
-        The decisions dropped so far are reported by the flush that succeeds, not forgotten by
-        one that fails: while the log is away, the count is what an operator must hear about.
-        """
-        dropped = self.dropped
+        """Write ``pending`` (from ``take``); blocking, so the ingress runs it in a thread. It
+        touches only ``pending``, never the recorder's own state, which the event loop owns."""
         if not pending:
-            self.dropped -= dropped
-            return Flushed(0, 0, dropped)
+            return Flushed(0, 0)
         rows = _stacked(pending.rows, self.names)
         log = self.open_log()
         keep = [i for i, logged in enumerate(pending.logged) if logged]
@@ -126,9 +122,7 @@ class DecisionRecorder:
         shadowed = 0
         if shadow is not None:
             shadowed = log.write_shadow(self._shadow_decisions(shadow, pending, rows))
-        # Less what this flush reports, not zero: ``add`` may have dropped more meanwhile.
-        self.dropped -= dropped
-        return Flushed(logged, shadowed, dropped)
+        return Flushed(logged, shadowed)
 
     def drain(self, shadow: ServingModel | None) -> Flushed:
         """Write everything pending now, for a replica shutting down: answered decisions not yet
@@ -155,15 +149,21 @@ class DecisionRecorder:
         )
 
     def _bound(self) -> None:
+        """Drop the oldest decisions beyond ``max_pending``: whole batches, and a slice of the
+        first one kept, so a long outage never re-stacks every pending row on the event loop."""
         count = len(self.pending) - self.max_pending
         if count <= 0:
             return
         pending = self.pending
-        rows = _stacked(pending.rows, self.names)[count:]
+        rows, left = list(pending.rows), count
+        while left and len(rows[0]) <= left:
+            left -= len(rows.pop(0))
+        if left:
+            rows[0] = rows[0][left:]
         self.pending = Pending(
-            pending.transactions[count:], pending.decisions[count:], [rows], pending.logged[count:]
+            pending.transactions[count:], pending.decisions[count:], rows, pending.logged[count:]
         )
-        self.dropped += count
+        self.on_drop(count)
         logger.warning("decision log behind: %d answered decisions not logged", count)
 
 

@@ -44,6 +44,16 @@ class GraphMetrics:
             description="HTTP decisions dropped unlogged because the decision log was away.",
             tag_keys=("application",),
         )
+        self.failed_flushes = Counter(
+            "fraud_ray_decision_log_failed_flushes",
+            description="Writes to the decision log that failed (retried with the next one).",
+            tag_keys=("application",),
+        )
+        self.unflushed = Gauge(
+            "fraud_ray_decision_log_pending",
+            description="Answered HTTP decisions waiting to be written to the decision log.",
+            tag_keys=("application",),
+        )
         # Drift is checked now and then: held until the next check, which replaces them.
         self.drift_score = HeldGauge(
             Gauge(
@@ -76,8 +86,16 @@ class GraphMetrics:
             self.logged.inc(flushed.logged, {**self.tags, "table": "decisions"})
         if flushed.shadowed:
             self.logged.inc(flushed.shadowed, {**self.tags, "table": "shadow_decisions"})
-        if flushed.dropped:
-            self.unlogged.inc(flushed.dropped, self.tags)
+
+    def dropped(self, count: int) -> None:
+        self.unlogged.inc(count, self.tags)
+
+    def flush_failed(self) -> None:
+        self.failed_flushes.inc(1, self.tags)
+
+    def pending(self, count: int) -> None:
+        """Set on every flush beat, failed or not, so it never ages out of Ray's agent."""
+        self.unflushed.set(count, self.tags)
 
     def drift(self, summary: DriftSummary) -> None:
         self.drift_score.forget()

@@ -52,27 +52,28 @@ def distinct_free_ports(count: int) -> list[int]:
 
 
 @dataclass
-class KafkaBroker:
-    """A Kafka broker that a test may take down and bring back.
+class OwnServer:
+    """A server of ours, started by one of ``scripts/``, that a test may take down and bring back.
 
-    A restart keeps the port and the data dir, as a production broker's restart does, so what a
-    test checks is that clients ride it out. ``env`` is what ``scripts/kafka.sh`` needs to find this
-    broker; an external broker (``FRAUD_RAY_KAFKA_BOOTSTRAP``) has none and is not ours to stop.
+    A restart keeps the port and the data dir, as a production restart does, so what a test
+    checks is that clients ride it out. ``env`` is what the script needs to find this server; an
+    external one (named by an environment variable) has none and is not ours to stop.
     """
 
-    bootstrap: str
+    address: str
+    script: str = field(repr=False)
     env: dict[str, str] | None = field(default=None, repr=False)
 
     def start(self) -> None:
-        run_script("kafka.sh", "start", self._own_env())
+        run_script(self.script, "start", self._own_env())
 
     def stop(self) -> None:
-        run_script("kafka.sh", "stop", self._own_env())
+        run_script(self.script, "stop", self._own_env())
 
     @contextmanager
     def stopped(self) -> Iterator[None]:
         """Down for the body of the ``with``, and up again after it even if the body fails, so
-        one failing test does not leave the rest of the session without a broker."""
+        one failing test does not leave the rest of the session without the server."""
         self.stop()
         try:
             yield
@@ -82,9 +83,18 @@ class KafkaBroker:
     def _own_env(self) -> dict[str, str]:
         if self.env is None:
             pytest.skip(
-                f"the broker at {self.bootstrap} (FRAUD_RAY_KAFKA_BOOTSTRAP) is not ours to stop"
+                f"the server at {self.address} was given, not started here: not ours to stop"
             )
         return self.env
+
+
+class KafkaBroker(OwnServer):
+    def __init__(self, bootstrap: str, env: dict[str, str] | None = None) -> None:
+        super().__init__(bootstrap, "kafka.sh", env)
+
+    @property
+    def bootstrap(self) -> str:
+        return self.address
 
 
 @pytest.fixture(scope="session")
@@ -114,11 +124,11 @@ def kafka_bootstrap(kafka_broker: KafkaBroker) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A real PostgreSQL as a SQLAlchemy URL: ``FRAUD_RAY_TEST_POSTGRES_URL`` if set, else a private
-    server on a free port with an empty ``fraud_ray`` database."""
+def postgres() -> Iterator[OwnServer]:
+    """A real PostgreSQL, its address a SQLAlchemy URL: ``FRAUD_RAY_TEST_POSTGRES_URL`` if set,
+    else a private server on a free port with an empty ``fraud_ray`` database."""
     if url := os.environ.get("FRAUD_RAY_TEST_POSTGRES_URL"):
-        yield url
+        yield OwnServer(url, "postgres.sh")
         return
     # As root the server runs as the user postgres, which cannot enter pytest's private temp
     # folders: the data dir gets a folder of its own directly under the system's temp dir.
@@ -126,7 +136,13 @@ def postgres_url() -> Iterator[str]:
     env = {"POSTGRES_PORT": str(free_port()), "POSTGRES_DIR": str(directory)}
     try:
         output = run_script("postgres.sh", "start", env)
-        yield output.strip().splitlines()[-1]
+        yield OwnServer(output.strip().splitlines()[-1], "postgres.sh", env)
     finally:
         run_script("postgres.sh", "stop", env)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres: OwnServer) -> str:
+    """The session's PostgreSQL as a SQLAlchemy URL, for tests that never stop it."""
+    return postgres.address

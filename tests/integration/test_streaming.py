@@ -47,7 +47,7 @@ from fraud_ray.streaming.loop import Unavailable
 from fraud_ray.streaming.pool import ConsumerPool, graph_errors, log_errors
 
 from ..conftest import ensure_ray, free_port
-from .conftest import KafkaBroker
+from .conftest import KafkaBroker, OwnServer
 
 # As many as the issue asks for: a crash or a broker restart lands mid-stream, with batches
 # committed before it and batches left after it.
@@ -719,7 +719,10 @@ def queried_metrics() -> set[str]:
 RAY_GAUGE_TTL_S = 20.0
 
 # Exported only when something goes wrong (the decision log unreachable).
-ONLY_ON_FAILURE = {"ray_fraud_ray_decision_log_dropped_total"}
+ONLY_ON_FAILURE = {
+    "ray_fraud_ray_decision_log_dropped_total",
+    "ray_fraud_ray_decision_log_failed_flushes_total",
+}
 
 
 def test_every_metric_the_dashboards_query_is_exported(served: Served) -> None:
@@ -803,5 +806,33 @@ def test_an_unreachable_log_is_away_and_a_refused_value_is_the_batchs_fault(
     try:
         with pytest.raises(sa.exc.DataError), log_errors(), log.engine.connect() as connection:
             connection.execute(sa.text("select cast('x' as integer)"))
+    finally:
+        log.close()
+
+
+def test_http_answers_while_the_decision_log_is_away_and_logs_every_decision_when_it_returns(
+    served: Served, postgres: OwnServer
+) -> None:
+    """PostgreSQL stopped: predictions answer as before, the failed writes are counted, and the
+    decisions waiting in the ingress are all written once the database is back."""
+    batch = transactions(f"away{uuid.uuid4().hex[:6]}", 200)
+    ids = [t["transaction_id"] for t in batch]
+    port = next(node["MetricsExportPort"] for node in ray.nodes() if node["Alive"])
+    with postgres.stopped(), httpx.Client(base_url=served.url, timeout=60) as client:
+        for first in range(0, len(batch), 50):
+            answer = client.post(
+                "/api/v1/predict/batch", json={"transactions": batch[first : first + 50]}
+            )
+            assert answer.status_code == 200, answer.text
+        deadline = time.monotonic() + DEADLINE_S
+        while "ray_fraud_ray_decision_log_failed_flushes_total" not in scrape(port)[0]:
+            assert time.monotonic() < deadline, "no failed write was counted while it was away"
+            time.sleep(2)
+    log = DecisionLog(served.settings.decisions.url)
+    try:
+        deadline = time.monotonic() + DEADLINE_S
+        while len(logged := log.logged(ids)) < len(ids) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert sorted(logged) == sorted(ids)
     finally:
         log.close()

@@ -45,8 +45,11 @@ def answered(first: int, count: int) -> tuple[list[Transaction], list[dict], np.
     return batch, render(transaction_ids(batch), scored, SPEC, datetime.now(UTC)), rows
 
 
-def recorder(log: DecisionLog, max_pending: int = 1000) -> DecisionRecorder:
-    return DecisionRecorder(lambda: log, SPEC.names, max_pending)
+def recorder(
+    log: DecisionLog, max_pending: int = 1000, drops: list[int] | None = None
+) -> DecisionRecorder:
+    on_drop = (lambda count: None) if drops is None else drops.append
+    return DecisionRecorder(lambda: log, SPEC.names, max_pending, on_drop=on_drop)
 
 
 @pytest.fixture
@@ -60,7 +63,7 @@ def test_a_flush_logs_every_answered_decision_with_its_features(log: DecisionLog
         transactions, decisions, rows = answered(first, 5)
         sink.add(transactions, decisions, rows, log=True)
     flushed = sink.flush(sink.take(), shadow=None)
-    assert (flushed.logged, flushed.shadowed, flushed.dropped) == (10, 0, 0)
+    assert (flushed.logged, flushed.shadowed) == (10, 0)
     logged = log.get("t7")
     assert logged is not None
     assert logged.decision.fraud_probability == decisions[2]["fraud_probability"]
@@ -112,13 +115,19 @@ def test_a_failed_flush_is_restored_ahead_of_newer_decisions(log: DecisionLog) -
     assert sink.flush(pending, shadow=None).logged == 3
 
 
-def test_a_full_buffer_drops_the_oldest_and_counts_them(log: DecisionLog) -> None:
-    sink = recorder(log, max_pending=4)
+def test_a_full_buffer_drops_the_oldest_and_counts_them_at_once(log: DecisionLog) -> None:
+    drops: list[int] = []
+    sink = recorder(log, max_pending=4, drops=drops)
     sink.add(*answered(0, 3), log=True)
     sink.add(*answered(3, 3), log=True)
-    flushed = sink.flush(sink.take(), shadow=None)
-    assert (flushed.logged, flushed.dropped) == (4, 2)
-    assert log.get("t1") is None and log.get("t2") is not None
+    assert drops == [2]
+    pending = sink.take()
+    assert [len(rows) for rows in pending.rows] == [1, 3], "a batch is sliced, not re-stacked"
+    assert sink.flush(pending, shadow=None).logged == 4
+    assert log.get("t1") is None
+    kept = log.get("t2")
+    assert kept is not None and kept.features is not None
+    np.testing.assert_allclose(list(kept.features.values()), answered(0, 3)[2][2], equal_nan=True)
 
 
 def away() -> DecisionLog:
@@ -127,10 +136,11 @@ def away() -> DecisionLog:
     )
 
 
-def test_decisions_dropped_while_the_log_is_away_are_reported_when_it_returns(
+def test_decisions_dropped_while_the_log_is_away_are_counted_while_it_is_away(
     log: DecisionLog,
 ) -> None:
-    sink = DecisionRecorder(away, SPEC.names, max_pending=4)
+    drops: list[int] = []
+    sink = DecisionRecorder(away, SPEC.names, max_pending=4, on_drop=drops.append)
     sink.add(*answered(0, 3), log=True)
     sink.add(*answered(3, 3), log=True)
     pending = sink.take()
@@ -138,10 +148,10 @@ def test_decisions_dropped_while_the_log_is_away_are_reported_when_it_returns(
         sink.flush(pending, shadow=None)
     sink.restore(pending)
     sink.add(*answered(6, 1), log=True)
+    assert sum(drops) == 3, "2 dropped before the failure, 1 after, counted as they went"
     sink.open_log = lambda: log
-    flushed = sink.flush(sink.take(), shadow=None)
-    assert (flushed.logged, flushed.dropped) == (4, 3), "2 dropped before the failure, 1 after"
-    assert sink.flush(sink.take(), shadow=None).dropped == 0, "reported once"
+    assert sink.flush(sink.take(), shadow=None).logged == 4
+    assert [log.get(f"t{i}") is not None for i in range(7)] == [False] * 3 + [True] * 4
 
 
 def test_draining_writes_what_is_pending(log: DecisionLog) -> None:
