@@ -15,9 +15,9 @@ import binascii
 import hmac
 import ipaddress
 from collections.abc import Callable, Mapping
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from fraud_ray.settings import ServingSettings
@@ -25,8 +25,14 @@ from fraud_ray.settings import ServingSettings
 Role = Literal["operator", "analyst", "predict"]
 DEFAULT_TOKEN = "change-me"
 
-# Parsed by hand below (it also accepts Basic); declared so /docs shows the endpoints' guard.
-bearer = HTTPBearer(auto_error=False, description="serving.<role>_token")
+# Parsed by hand below (it also accepts Basic); declared, one scheme per role, so that /docs and
+# the OpenAPI document say which token each endpoint takes.
+BEARERS = {
+    role: HTTPBearer(
+        auto_error=False, scheme_name=f"{role}_token", description=f"serving.{role}_token"
+    )
+    for role in get_args(Role)
+}
 
 
 def tokens(serving: ServingSettings) -> dict[Role, str | None]:
@@ -60,7 +66,7 @@ def require(role: Role) -> Callable[..., None]:
     ``app.state.tokens`` so one router serves apps with different settings."""
 
     def guard(
-        request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+        request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARERS[role])]
     ) -> None:
         token = request.app.state.tokens.get(role)
         if token is None:
@@ -83,6 +89,31 @@ def require(role: Role) -> Callable[..., None]:
 operator = require("operator")
 analyst = require("analyst")
 predictor = require("predict")
+
+
+def document_access(app: FastAPI, role_tokens: Mapping[Role, str | None]) -> None:
+    """Say in the app's OpenAPI document what each guarded operation does with a request: a
+    role without a token lets everyone through (an empty security requirement beside the
+    role's), a role with one refuses a request without it (a documented 401). The guard is
+    declared on the route whatever the settings; the document a client or a fuzzer reads must
+    match what this app does."""
+    open_schemes = {f"{role}_token" for role, token in role_tokens.items() if token is None}
+    schema = app.openapi()
+    refusal: dict[str, Any] = {"description": "no token, or not the role's"}
+    if "Problem" in schema.get("components", {}).get("schemas", {}):
+        problem = {"$ref": "#/components/schemas/Problem"}
+        refusal["content"] = {"application/json": {"schema": problem}}
+    path_item: dict[str, Any]
+    for path_item in schema["paths"].values():
+        for operation in path_item.values():
+            requirements = operation.get("security")
+            if not requirements:
+                continue
+            if any(set(requirement) & open_schemes for requirement in requirements):
+                if {} not in requirements:
+                    requirements.append({})
+            else:
+                operation["responses"].setdefault("401", refusal)
 
 
 class ExposedDefaultToken(ValueError):

@@ -61,7 +61,15 @@ async def http_problem(_: Request, error: HTTPException) -> JSONResponse:
 def problem_app(title: str, summary: str) -> FastAPI:
     """A FastAPI app whose every refusal (422 and the handlers' 4xx) is a ``Problem`` body: the
     serving API and the standalone monitoring app read the same to a client."""
-    app = FastAPI(title=title, summary=summary, version="1", responses={422: {"model": Problem}})
+    app = FastAPI(
+        title=title,
+        summary=summary,
+        version="1",
+        responses={
+            400: {"model": Problem, "description": "a body that cannot be read (not UTF-8 JSON)"},
+            422: {"model": Problem},
+        },
+    )
     app.add_exception_handler(RequestValidationError, validation_problem)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, http_problem)  # type: ignore[arg-type]
     app.add_middleware(BodyLimit)

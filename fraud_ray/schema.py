@@ -16,10 +16,12 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -50,8 +52,18 @@ def _zero_or_not_tiny(amount: float) -> float:
     return amount
 
 
+def _not_a_boolean(value: object) -> object:
+    """JSON's true and false are not amounts, though Python would read them as 1 and 0."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
 Amount = Annotated[
-    float, Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False), AfterValidator(_zero_or_not_tiny)
+    float,
+    Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False),
+    BeforeValidator(_not_a_boolean),
+    AfterValidator(_zero_or_not_tiny),
 ]
 # Card payments happen in this century or the next: a time outside is a data error, and keeping it
 # out keeps every time inside what epoch microseconds and pandas' timestamps can hold.
@@ -96,7 +108,14 @@ class Transaction(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     transaction_id: Identifier
-    timestamp: datetime = Field(
+    timestamp: Annotated[
+        datetime,
+        # As read: an ISO 8601 string or a number of epoch seconds (what many producers send).
+        WithJsonSchema(
+            {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]},
+            mode="validation",
+        ),
+    ] = Field(
         description="ISO 8601 or epoch seconds; naive times are UTC; at most "
         "serving.max_future_s ahead of the clock"
     )

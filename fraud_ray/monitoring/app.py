@@ -11,7 +11,7 @@ import uvicorn
 from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 
-from fraud_ray.access import analyst, check_exposure, tokens
+from fraud_ray.access import analyst, check_exposure, document_access, tokens
 from fraud_ray.http import problem_app
 from fraud_ray.monitoring.routes import router
 from fraud_ray.monitoring.service import MonitoringService
@@ -36,6 +36,7 @@ def create_app(settings: Settings, monitoring: MonitoringService | None = None) 
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    document_access(app, app.state.tokens)
     return app
 
 

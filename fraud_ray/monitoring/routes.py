@@ -18,6 +18,7 @@ from typing import Annotated
 import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
+from pydantic import BeforeValidator
 
 from fraud_ray.http import Problem
 from fraud_ray.monitoring.charts import NO_CHALLENGER
@@ -42,8 +43,24 @@ def monitoring(request: Request) -> MonitoringService:
 
 
 Monitored = Annotated[MonitoringService, Depends(monitoring)]
+
+
+def _iso_only(value: object) -> object:
+    """Pydantic would read a number as epoch seconds: the parameter is documented, and read, as
+    ISO 8601 only, so a number is refused rather than taken for a time in 1970."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError("must be an ISO 8601 time, not a number")
+    return value
+
+
 Moment = Annotated[
-    datetime | None, Query(description="transaction time, ISO 8601; a time without zone is UTC")
+    datetime | None,
+    BeforeValidator(_iso_only),
+    Query(description="transaction time, ISO 8601; a time without zone is UTC"),
 ]
 
 router = APIRouter(tags=["monitoring"], responses={422: {"model": Problem}})

@@ -29,7 +29,14 @@ from ray import serve
 from ray.serve.config import BackpressureConfig
 from ray.serve.handle import DeploymentHandle
 
-from fraud_ray.access import analyst, check_exposure, operator, predictor, tokens
+from fraud_ray.access import (
+    analyst,
+    check_exposure,
+    document_access,
+    operator,
+    predictor,
+    tokens,
+)
 from fraud_ray.decision_api import DecisionLogReader
 from fraud_ray.decision_api import router as decision_log_router
 from fraud_ray.decision_log import DecisionLog
@@ -192,6 +199,7 @@ class Ingress:
         self.online = online_features(settings, spec) if features is None else None
         self.app_name = serve.get_replica_context().app_name
         api.state.tokens = tokens(settings.serving)
+        document_access(api, api.state.tokens)
         api.state.max_body_bytes = settings.serving.max_body_bytes
         self._decision_log: DecisionLog | None = None
         api.state.decisions = DecisionLogReader(self.decision_log, settings.serving)

@@ -13,6 +13,7 @@ from fraud_ray.access import (
     ExposedDefaultToken,
     analyst,
     check_exposure,
+    document_access,
     is_loopback,
     operator,
     predictor,
@@ -81,6 +82,26 @@ def test_predict_is_open_unless_a_token_is_set() -> None:
         assert client.post("/predict", headers={"Authorization": "Bearer nope"}).status_code == 401
         ok = client.post("/predict", headers={"Authorization": "Bearer predict-s3cret"})
         assert ok.status_code == 200
+
+
+def operations(serving: ServingSettings) -> dict[str, dict]:
+    app = app_with_every_guard(serving)
+    document_access(app, tokens(serving))
+    paths = app.openapi()["paths"]
+    return {path: next(iter(paths[path].values())) for path in paths}
+
+
+def test_the_openapi_document_says_which_operations_are_open_and_which_refuse() -> None:
+    """A fuzzer or a client generator reads the document: an open predict must read as open,
+    and a guarded operation must document its 401."""
+    documented = operations(SERVING)
+    assert {} in documented["/predict"]["security"]
+    assert "401" not in documented["/predict"]["responses"]
+    for path in ("/operator", "/analyst"):
+        assert {} not in documented[path]["security"]
+        assert "401" in documented[path]["responses"]
+    guarded = operations(SERVING.model_copy(update={"predict_token": "predict-s3cret"}))
+    assert {} not in guarded["/predict"]["security"] and "401" in guarded["/predict"]["responses"]
 
 
 @pytest.mark.parametrize(

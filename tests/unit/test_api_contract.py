@@ -47,6 +47,7 @@ def test_a_batch_repeating_an_id_is_refused_naming_it() -> None:
         ({"timestamp": "2199-01-01T00:00:00Z"}, "ahead of the clock"),
         ({"transaction_id": "a\u0000b"}, "must not contain control characters"),
         ({"amount": 5e-324}, "must be at least 1e-09"),
+        ({"amount": True}, "must be a number, not true or false"),
         ({"colour": "red"}, "Extra inputs are not permitted"),
     ],
 )

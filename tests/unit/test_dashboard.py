@@ -501,6 +501,7 @@ def test_performance_route_passes_the_window_in_utc(log: DecisionLog, settings: 
         ({"start": "0001-01-01T00:00:00+01:00"}, "start: 0001-01-01T00:00:00+01:00 is outside"),
         ({"end": "9999-12-31T23:59:59"}, "end: 9999-12-31T23:59:59 is outside"),
         ({"start": "yesterday"}, "query.start: Input should be a valid datetime"),
+        ({"start": "0.5"}, "query.start: Value error, must be an ISO 8601 time, not a number"),
     ],
 )
 def test_performance_route_refuses_a_bad_window(
