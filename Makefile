@@ -65,6 +65,7 @@ bench: install services
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/decision_log.py
 	$(BIN)/python bench/stream.py
+	$(BIN)/python bench/faults.py
 
 clean:
 	rm -rf data mlruns mlartifacts .pytest_cache .ruff_cache
