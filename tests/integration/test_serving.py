@@ -453,6 +453,13 @@ def test_a_broken_version_is_refused_and_the_old_one_keeps_serving(
         Registry(settings.mlflow).set_alias("champion", serving_version)
 
 
+def cli_on(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point the ``fraud-ray`` CLI at the served graph's registry, with its operator token."""
+    monkeypatch.setenv("FRAUD_RAY_MLFLOW_TRACKING_URI", settings.mlflow.tracking_uri)
+    monkeypatch.setenv("FRAUD_RAY_MLFLOW_MODEL_NAME", settings.mlflow.model_name)
+    monkeypatch.setenv("FRAUD_RAY_SERVING_OPERATOR_TOKEN", TOKEN)
+
+
 def constant_model(champion: FraudModel) -> FraudModel:
     """A booster that learnt nothing (no feature varies in its training rows): it scores every
     transaction alike, which the reload probe alone cannot tell from a model."""
@@ -485,8 +492,7 @@ def test_a_version_with_constant_scores_is_refused_on_reload_and_on_promote(
         registry.set_alias("champion", serving_version)
 
     constant = register_copy(settings, constant_model(champion), alias="challenger")
-    monkeypatch.setenv("FRAUD_RAY_MLFLOW_TRACKING_URI", settings.mlflow.tracking_uri)
-    monkeypatch.setenv("FRAUD_RAY_MLFLOW_MODEL_NAME", settings.mlflow.model_name)
+    cli_on(settings, monkeypatch)
     try:
         refused = CliRunner().invoke(cli, ["promote", "--url", served[0]])
         assert refused.exit_code == 2, refused.output
@@ -508,9 +514,7 @@ def test_promotion_moves_the_aliases_and_the_graph_serves_the_challenger(
     registry = Registry(settings.mlflow)
     old = client.get("/api/v1/model/info").json()["version"]
     new = register_copy(settings, challenger_model(champion), alias="challenger")
-    monkeypatch.setenv("FRAUD_RAY_MLFLOW_TRACKING_URI", settings.mlflow.tracking_uri)
-    monkeypatch.setenv("FRAUD_RAY_MLFLOW_MODEL_NAME", settings.mlflow.model_name)
-    monkeypatch.setenv("FRAUD_RAY_SERVING_OPERATOR_TOKEN", TOKEN)
+    cli_on(settings, monkeypatch)
     try:
         result = CliRunner().invoke(cli, ["promote", "--url", served[0]])
         assert result.exit_code == 0, result.output
