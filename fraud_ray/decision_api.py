@@ -98,9 +98,40 @@ def reader(request: Request) -> DecisionLogReader:
 Reader = Annotated[DecisionLogReader, Depends(reader)]
 
 router = APIRouter(responses={422: {"model": Problem}})
+# Operation ids other operations' OpenAPI links name.
+ALERTS = "alerts"
+LOGGED_DECISION = "logged_decision"
 
 
-@router.get("/api/v1/alerts", response_model=AlertsPage)
+def logged_decision_link(transaction_id: str) -> dict[str, object]:
+    """An OpenAPI link to the logged decision of the transaction id that the runtime expression
+    ``transaction_id`` finds in a response: what a client does next, and a stateful fuzzer."""
+    return {
+        "operationId": LOGGED_DECISION,
+        "parameters": {"transaction_id": transaction_id},
+        "description": "the decision as the decision log keeps it",
+    }
+
+
+@router.get(
+    "/api/v1/alerts",
+    response_model=AlertsPage,
+    operation_id=ALERTS,
+    responses={
+        200: {
+            "links": {
+                "NextPage": {
+                    "operationId": ALERTS,
+                    "parameters": {"before": "$response.body#/next"},
+                    "description": "the next, older page",
+                },
+                "FirstAlert": logged_decision_link(
+                    "$response.body#/alerts/0/decision/transaction_id"
+                ),
+            }
+        }
+    },
+)
 async def alerts(
     decisions: Reader,
     limit: Annotated[
@@ -133,6 +164,7 @@ async def alerts(
 @router.get(
     "/api/v1/decisions/{transaction_id}",
     response_model=LoggedDecisionView,
+    operation_id=LOGGED_DECISION,
     responses={404: {"model": Problem}},
 )
 async def logged_decision(decisions: Reader, transaction_id: str) -> LoggedDecisionView:

@@ -401,6 +401,7 @@ class DecisionLog:
                         },
                         "scored_at": instant_text(row.scored_at),
                         "latency_ms": row.latency_ms,
+                        "replay": False,
                     }
         return found
 

@@ -71,8 +71,9 @@ EARLIEST_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_TIMESTAMP = datetime(2200, 1, 1, tzinfo=UTC)
 # How far ahead of this machine's clock a transaction may be dated (terminals' clocks drift a
 # little); further is a data error that would move every "latest" the system keeps. Validation
-# takes another bound from its context (``MAX_FUTURE`` key, a timedelta, or None for no bound):
-# the stream passes ``serving.max_future_s``.
+# takes the bound from its context (``MAX_FUTURE`` key, a timedelta, or None for no bound): the
+# stream passes ``serving.max_future_s``. FastAPI validates a body without a context, so without
+# one there is no bound and the HTTP handlers apply the setting themselves (``refuse_future``).
 MAX_FUTURE = "max_future"
 DEFAULT_MAX_FUTURE_S = 3600.0
 
@@ -83,6 +84,20 @@ def latest_accepted(max_future_s: float | None) -> datetime:
     if max_future_s is None:
         return LATEST_TIMESTAMP
     return datetime.now(UTC) + timedelta(seconds=max_future_s)
+
+
+def too_far_ahead(moment: datetime, ahead: timedelta | None) -> str | None:
+    """Why ``moment`` is refused as more than ``ahead`` past this machine's clock (None: it is
+    not, or there is no bound)."""
+    if ahead is None:
+        return None
+    now = datetime.now(UTC)
+    if moment <= now + ahead:
+        return None
+    return (
+        f"{instant_text(moment)} is more than {ahead} ahead of the clock "
+        f"({instant_text(now)}): the clock of its sender is wrong"
+    )
 
 
 def _text_without_controls(value: str | None) -> str | None:
@@ -145,14 +160,9 @@ class Transaction(BaseModel):
         if not EARLIEST_TIMESTAMP <= moment < LATEST_TIMESTAMP:
             raise ValueError(in_range)
         context = info.context if isinstance(info.context, dict) else {}
-        ahead: timedelta | None = context.get(MAX_FUTURE, timedelta(seconds=DEFAULT_MAX_FUTURE_S))
-        if ahead is not None:
-            now = datetime.now(UTC)
-            if moment > now + ahead:
-                raise ValueError(
-                    f"{instant_text(moment)} is more than {ahead} ahead of the clock "
-                    f"({instant_text(now)}): the clock of its sender is wrong"
-                )
+        problem = too_far_ahead(moment, context.get(MAX_FUTURE))
+        if problem is not None:
+            raise ValueError(problem)
         return moment
 
 
@@ -197,6 +207,11 @@ class Decision(BaseModel):
     costs: Fees = Field(description="the fees the action was chosen with (settings' costs)")
     scored_at: datetime
     latency_ms: float = Field(ge=0)
+    replay: bool = Field(
+        False,
+        description="true when the transaction id was decided before: the answer is the decision "
+        "the log keeps for it, not a new one",
+    )
 
 
 class ReasonRecord(TypedDict):
@@ -233,6 +248,12 @@ class DecisionRecord(TypedDict):
     costs: FeesRecord
     scored_at: str
     latency_ms: float
+    replay: bool
+
+
+def replayed(decision: DecisionRecord) -> DecisionRecord:
+    """``decision`` answered again for a transaction id sent before, marked so."""
+    return {**decision, "replay": True}
 
 
 def instant_text(moment: datetime) -> str:

@@ -374,6 +374,12 @@ class ServingSettings(Section):
     record_max_pending: PositiveInt = Field(
         200_000, description="unwritten decisions kept while the log is unreachable"
     )
+    replay_lookup_s: PositiveFloat = Field(
+        0.25,
+        description="how long an HTTP request waits for the log to say which of its transaction "
+        "ids were decided before (those are answered with the logged decision); past it they are "
+        "decided again, and the log still keeps the first decision",
+    )
     challenger_alias: str | None = Field(
         "challenger", description="scored in shadow when the registry has it; null: never"
     )

@@ -7,13 +7,16 @@ refusal reads is ``fraud_ray.http``'s; the decision log's views are ``fraud_ray.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Literal
 
+from fastapi.exceptions import RequestValidationError
 from pydantic import Field, field_validator
 
+from fraud_ray.decision_api import logged_decision_link
 from fraud_ray.http import Envelope
-from fraud_ray.schema import Decision, Transaction
+from fraud_ray.schema import Decision, Transaction, too_far_ahead
 
 
 class BatchRequest(Envelope):
@@ -38,6 +41,53 @@ class BatchRequest(Envelope):
             more = f" and {len(repeated) - 5} more" if len(repeated) > 5 else ""
             raise ValueError(f"transaction ids must be distinct in a batch: {shown}{more} repeated")
         return transactions
+
+
+FEEDBACK = "feedback"
+
+
+def answer_links(transaction_id: str) -> dict[int | str, dict[str, object]]:
+    """The OpenAPI links of a prediction's answer, ``transaction_id`` locating an answered id:
+    its decision in the log, and the label an operator sends for it later."""
+    return {
+        200: {
+            "links": {
+                "LoggedDecision": logged_decision_link(transaction_id),
+                "Label": {
+                    "operationId": FEEDBACK,
+                    "requestBody": {"labels": [{"transaction_id": transaction_id, "is_fraud": 1}]},
+                    "description": "the transaction's label, once its outcome is known",
+                },
+            }
+        }
+    }
+
+
+def refuse_future(
+    transactions: Sequence[Transaction], max_future_s: float | None, *, batch: bool
+) -> None:
+    """Refuse (422) transactions dated more than ``serving.max_future_s`` ahead of the clock.
+
+    The stream applies the setting while it validates a message; FastAPI validates a body without
+    a context to pass it in, so the handlers apply it here, with validation's own message and a
+    location in the body, as a 422 from validation reads.
+    """
+    ahead = None if max_future_s is None else timedelta(seconds=max_future_s)
+    errors = []
+    for index, transaction in enumerate(transactions):
+        problem = too_far_ahead(transaction.timestamp, ahead)
+        if problem is not None:
+            where = ("body", "transactions", index) if batch else ("body",)
+            errors.append(
+                {
+                    "type": "value_error",
+                    "loc": (*where, "timestamp"),
+                    "msg": f"Value error, {problem}",
+                    "input": transaction.timestamp.isoformat(),
+                }
+            )
+    if errors:
+        raise RequestValidationError(errors)
 
 
 class BatchResponse(Envelope):

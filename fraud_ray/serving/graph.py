@@ -47,14 +47,17 @@ from fraud_ray.http import Problem, json_response, problem_app
 from fraud_ray.monitoring.routes import router as monitoring_router
 from fraud_ray.monitoring.service import MonitoringService
 from fraud_ray.registry import Registry
-from fraud_ray.schema import Decision, DecisionRecord, Transaction
+from fraud_ray.schema import Decision, DecisionRecord, Transaction, replayed
 from fraud_ray.serving.api import (
+    FEEDBACK,
     BatchRequest,
     BatchResponse,
     FeedbackRequest,
     FeedbackResponse,
     ModelInfo,
     ReloadResponse,
+    answer_links,
+    refuse_future,
 )
 from fraud_ray.serving.gate import admit
 from fraud_ray.serving.pipeline import (
@@ -213,6 +216,7 @@ class Ingress:
             on_drop=self.metrics.dropped,
         )
         self._closing = asyncio.Event()
+        self._lookup: asyncio.Future[dict[str, DecisionRecord]] | None = None
         self.shadow: ServingModel | None = None
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._record())]
@@ -261,10 +265,52 @@ class Ingress:
 
     async def decide_and_log(self, transactions: Sequence[Transaction]) -> list[DecisionRecord]:
         """HTTP's path: the recorder logs the decisions (``serving.log_decisions``) after the
-        answer has gone."""
-        decisions, rows = await self.answer(transactions)
-        self.recorder.add(transactions, decisions, rows, log=self.settings.serving.log_decisions)
-        return decisions
+        answer has gone.
+
+        A transaction id decided before (a client's retry, a replayed file) is answered with the
+        decision already given, marked ``replay``, and does not enter the feature state again:
+        every answer for an id is the one the log keeps.
+        """
+        if not self.settings.serving.log_decisions:
+            return (await self.answer(transactions))[0]
+        ids = transaction_ids(transactions)
+        seen = await self._decided_before(ids)
+        fresh = [t for t in transactions if t.transaction_id not in seen]
+        decisions: list[DecisionRecord] = []
+        if fresh:
+            decisions, rows = await self.answer(fresh)
+            self.recorder.add(fresh, decisions, rows, log=True)
+        if not seen:
+            return decisions
+        self.metrics.replayed(len(seen))
+        answers = {tx: replayed(decision) for tx, decision in seen.items()}
+        answers.update((decision["transaction_id"], decision) for decision in decisions)
+        return [answers[tx] for tx in ids]
+
+    async def _decided_before(self, ids: list[str]) -> dict[str, DecisionRecord]:
+        """The decisions given before for any of ``ids``: from the recorder if not yet written,
+        else from the log, which is given ``serving.replay_lookup_s`` to answer. A log that is
+        away or slow costs no request more than that: its ids are decided anew (and the log,
+        when it is back, keeps the first decision); while a lookup hangs, no other is started."""
+        seen = self.recorder.answered(ids)
+        missing = [tx for tx in ids if tx not in seen]
+        if not missing or (self._lookup is not None and not self._lookup.done()):
+            return seen
+        self._lookup = asyncio.ensure_future(asyncio.to_thread(self._logged, missing))
+        try:
+            found = await asyncio.wait_for(
+                asyncio.shield(self._lookup), self.settings.serving.replay_lookup_s
+            )
+        except TimeoutError:
+            logger.warning("the decision log did not say in time which ids were decided before")
+            return seen
+        except Exception as error:  # the log is away: decide, as without it
+            logger.warning("could not look up earlier decisions: %s", error)
+            return seen
+        return seen | found
+
+    def _logged(self, ids: list[str]) -> dict[str, DecisionRecord]:
+        return self.decision_log().logged(ids)
 
     async def _record(self) -> None:
         """Flush the recorder every ``serving.record_flush_s``, and once more when the replica
@@ -278,6 +324,7 @@ class Ingress:
             pending = self.recorder.take()
             try:
                 flushed = await asyncio.to_thread(self.recorder.flush, pending, self.shadow)
+                self.recorder.written(pending)
                 self.metrics.flushed(flushed)
             except Exception as error:  # the database is away: keep the batch for the next try
                 logger.warning("decision log write failed, will retry: %s", error)
@@ -318,14 +365,23 @@ class Ingress:
     async def health(self) -> dict[str, str]:
         return {"status": "ok"}
 
-    @api.post("/api/v1/predict/single", response_model=Decision, dependencies=[Depends(predictor)])
+    @api.post(
+        "/api/v1/predict/single",
+        response_model=Decision,
+        responses=answer_links("$response.body#/transaction_id"),
+        dependencies=[Depends(predictor)],
+    )
     async def predict_single(self, transaction: Transaction) -> Response:
+        refuse_future([transaction], self.settings.serving.max_future_s, batch=False)
         return json_response((await self.decide_and_log([transaction]))[0])
 
     @api.post(
         "/api/v1/predict/batch",
         response_model=BatchResponse,
-        responses={413: {"model": Problem}},
+        responses={
+            413: {"model": Problem},
+            **answer_links("$response.body#/decisions/0/transaction_id"),
+        },
         dependencies=[Depends(predictor)],
     )
     async def predict_batch(self, request: BatchRequest) -> Response:
@@ -336,6 +392,7 @@ class Ingress:
                 f"transactions: a batch holds at most {limit} transactions "
                 f"(serving.max_batch_transactions), got {len(request.transactions)}",
             )
+        refuse_future(request.transactions, self.settings.serving.max_future_s, batch=True)
         return json_response({"decisions": await self.decide_and_log(request.transactions)})
 
     @api.get("/api/v1/model/info", response_model=ModelInfo)
@@ -352,7 +409,7 @@ class Ingress:
             loaded_at=about.loaded_at,
         )
 
-    @api.post("/api/v1/feedback", response_model=FeedbackResponse)
+    @api.post("/api/v1/feedback", response_model=FeedbackResponse, operation_id=FEEDBACK)
     async def feedback(
         self, request: FeedbackRequest, _: Annotated[None, Depends(operator)]
     ) -> FeedbackResponse:

@@ -255,6 +255,7 @@ def decision_records(
             "costs": fees,
             "scored_at": at,
             "latency_ms": latency_ms,
+            "replay": False,
         }
         for transaction_id, probability, action, cost, why in zip(
             transaction_ids,

@@ -8,7 +8,9 @@ gathered since the last flush: one model call, never on the request path, so sha
 change or delay a returned decision.
 
 HTTP answers are logged here. The streaming pool logs its own decisions before it commits offsets
-(its guarantee), so for its batches the recorder only scores the challenger.
+(its guarantee), so for its batches the recorder only scores the challenger. Until a decision is
+written, the recorder is where it can be found (``answered``): a transaction sent again within
+the flush interval gets the same answer as one sent again later, which the log gives.
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ class DecisionRecorder:
         self.max_pending = max_pending
         self.on_drop = on_drop
         self.pending = Pending()
+        # The decisions not yet written, pending or being flushed, by transaction id.
+        self.unwritten: dict[str, DecisionRecord] = {}
 
     def add(
         self,
@@ -86,12 +90,23 @@ class DecisionRecorder:
         pending.decisions.extend(decisions)
         pending.rows.append(rows)
         pending.logged.extend([log] * len(transactions))
+        self.unwritten.update((decision["transaction_id"], decision) for decision in decisions)
         self._bound()
+
+    def answered(self, transaction_ids: Sequence[str]) -> dict[str, DecisionRecord]:
+        """The decisions answered but not yet written for any of these ids."""
+        unwritten = self.unwritten
+        return {tx: unwritten[tx] for tx in transaction_ids if tx in unwritten}
 
     def take(self) -> Pending:
         """Hand over what is pending (on the event loop, so no batch is half-taken)."""
         taken, self.pending = self.pending, Pending()
         return taken
+
+    def written(self, pending: Pending) -> None:
+        """``pending`` (from ``take``) was flushed: the log answers for its ids from now on."""
+        for decision in pending.decisions:
+            self.unwritten.pop(decision["transaction_id"], None)
 
     def restore(self, pending: Pending) -> None:
         """Put back a batch whose flush failed, ahead of what arrived since."""
@@ -124,11 +139,6 @@ class DecisionRecorder:
             shadowed = log.write_shadow(self._shadow_decisions(shadow, pending, rows))
         return Flushed(logged, shadowed)
 
-    def drain(self, shadow: ServingModel | None) -> Flushed:
-        """Write everything pending now, for a replica shutting down: answered decisions not yet
-        logged would otherwise go with the process. Raises if the log is away."""
-        return self.flush(self.take(), shadow)
-
     def _shadow_decisions(
         self, shadow: ServingModel, pending: Pending, rows: np.ndarray
     ) -> list[DecisionRecord]:
@@ -160,6 +170,8 @@ class DecisionRecorder:
             left -= len(rows.pop(0))
         if left:
             rows[0] = rows[0][left:]
+        for decision in pending.decisions[:count]:
+            self.unwritten.pop(decision["transaction_id"], None)
         self.pending = Pending(
             pending.transactions[count:], pending.decisions[count:], rows, pending.logged[count:]
         )

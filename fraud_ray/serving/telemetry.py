@@ -49,6 +49,11 @@ class GraphMetrics:
             description="Writes to the decision log that failed (retried with the next one).",
             tag_keys=("application",),
         )
+        self.replays = Counter(
+            "fraud_ray_replays",
+            description="Transactions sent again over HTTP, answered with their earlier decision.",
+            tag_keys=("application",),
+        )
         self.unflushed = Gauge(
             "fraud_ray_decision_log_pending",
             description="Answered HTTP decisions waiting to be written to the decision log.",
@@ -86,6 +91,9 @@ class GraphMetrics:
             self.logged.inc(flushed.logged, {**self.tags, "table": "decisions"})
         if flushed.shadowed:
             self.logged.inc(flushed.shadowed, {**self.tags, "table": "shadow_decisions"})
+
+    def replayed(self, count: int) -> None:
+        self.replays.inc(count, self.tags)
 
     def dropped(self, count: int) -> None:
         self.unlogged.inc(count, self.tags)

@@ -40,6 +40,7 @@ from typing import Any, Protocol
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from fraud_ray.schema import DEFAULT_MAX_FUTURE_S, Action, DecisionRecord, Transaction, to_json
+from fraud_ray.schema import replayed as replayed_record
 from fraud_ray.settings import KafkaSettings
 from fraud_ray.streaming.codec import (
     Headers,
@@ -347,7 +348,8 @@ class StreamLoop:
             decision = answers[transaction_id]
             replay = transaction_id in from_log or transaction_id in answered
             answered.add(transaction_id)
-            key, value = message_key(transaction), to_json(decision)
+            key = message_key(transaction)
+            value = to_json(replayed_record(decision) if replay else decision)
             headers = decision_headers(decision, replay=replay)
             self.sink.produce(
                 kafka.decisions_topic, value=value, key=key, headers=headers, on_delivery=delivered

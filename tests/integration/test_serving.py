@@ -7,12 +7,14 @@ them up.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import shutil
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -47,6 +49,8 @@ AS_ANALYST = {"Authorization": f"Bearer {ANALYST}"}
 # Registration's costs are only the MLflow pyfunc's default; the graph decides with the settings'.
 PYFUNC_COSTS = CostPolicy(review_cost=3.0, decline_cost=10.0)
 MAX_BATCH = 200
+# Above the default (an hour), so that a test can tell the setting from the default.
+MAX_FUTURE = timedelta(days=2)
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +76,7 @@ def served(
                     "max_batch_transactions": MAX_BATCH,
                     "record_flush_s": 0.2,
                     "challenger_poll_s": 0.5,
+                    "max_future_s": MAX_FUTURE.total_seconds(),
                 }
             ),
         }
@@ -130,6 +135,37 @@ def test_a_batch_answers_in_its_own_order(client: httpx.Client) -> None:
     decisions = answer.json()["decisions"]
     assert [d["transaction_id"] for d in decisions] == [t["transaction_id"] for t in batch]
     assert all(d["model"] == decisions[0]["model"] for d in decisions)
+
+
+def test_a_transaction_sent_again_gets_its_first_decision_marked_as_a_replay(
+    client: httpx.Client,
+) -> None:
+    """Sent again with another amount: still the first answer, whether the decision is still
+    in the recorder (at once) or in the log (after a flush); in a batch, beside a new one."""
+    first = client.post("/api/v1/predict/single", json=transaction("again-1", NOW)).json()
+    assert first["replay"] is False
+    changed = transaction("again-1", NOW, amount=9_000.0)
+    at_once = client.post("/api/v1/predict/single", json=changed).json()
+    assert at_once == first | {"replay": True}
+    logged_decisions(client, ["again-1"])
+    batch = [changed, transaction("again-2", NOW)]
+    later = client.post("/api/v1/predict/batch", json={"transactions": batch}).json()["decisions"]
+    assert later[0] == first | {"replay": True}
+    assert later[1]["transaction_id"] == "again-2" and later[1]["replay"] is False
+    assert logged_decisions(client, ["again-1"])[0]["decision"] == first
+
+
+def test_the_future_bound_is_the_setting_not_the_default(client: httpx.Client) -> None:
+    now = datetime.now(UTC)
+    inside = transaction("ahead-1", now + MAX_FUTURE - timedelta(hours=1))
+    assert client.post("/api/v1/predict/single", json=inside).status_code == 200
+    beyond = transaction("ahead-2", now + MAX_FUTURE + timedelta(hours=1))
+    for path, body in (
+        ("/api/v1/predict/single", beyond),
+        ("/api/v1/predict/batch", {"transactions": [beyond]}),
+    ):
+        answer = client.post(path, json=body)
+        assert answer.status_code == 422 and "ahead of the clock" in answer.json()["message"]
 
 
 def test_reasons_name_features_in_words(client: httpx.Client) -> None:
@@ -533,6 +569,42 @@ def test_promotion_moves_the_aliases_and_the_graph_serves_the_challenger(
         client.post("/api/v1/model/reload", headers={"Authorization": f"Bearer {TOKEN}"})
 
 
+def test_a_saturated_ingress_answers_503_with_retry_after(served: tuple[str, Settings]) -> None:
+    """Past ``max_queued_requests`` a request is refused at once, with when to come back,
+    instead of waiting in a queue without bound; the requests let in are answered."""
+    url, settings = served
+    busy = settings.model_copy(
+        update={
+            "serving": settings.serving.model_copy(
+                update={
+                    "app_name": "busy",
+                    "fuse_steps": True,
+                    "max_ongoing_requests": 1,
+                    "max_queued_requests": 1,
+                    "retry_after_s": 3.0,
+                    "log_decisions": False,
+                    "challenger_alias": None,
+                }
+            )
+        }
+    )
+    serve.run(build_graph(busy), name="busy", route_prefix="/busy")
+    try:
+        batch = {"transactions": [transaction(f"busy-{i}", NOW) for i in range(MAX_BATCH)]}
+
+        def post(_: int) -> httpx.Response:
+            return httpx.post(f"{url}/busy/api/v1/predict/batch", json=batch, timeout=60)
+
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(post, range(48)))
+    finally:
+        serve.delete("busy")
+    codes = collections.Counter(answer.status_code for answer in answers)
+    assert set(codes) == {200, 503}, codes
+    refused = next(answer for answer in answers if answer.status_code == 503)
+    assert refused.headers["retry-after"] == "3"
+
+
 def test_openapi_documents_every_endpoint(client: httpx.Client) -> None:
     paths = set(client.get("/openapi.json").json()["paths"])
     assert {
@@ -546,35 +618,102 @@ def test_openapi_documents_every_endpoint(client: httpx.Client) -> None:
     assert client.get("/docs").status_code == 200
 
 
+@pytest.fixture(scope="module")
+def served_on_postgres(served: tuple[str, Settings], postgres_url: str) -> Iterator[str]:
+    """The same graph beside the first, its decision log on PostgreSQL (steps fused, to spare the
+    CPUs): the API must read the same whichever database keeps the log."""
+    url, settings = served
+    name = "on-postgres"
+    on_postgres = settings.model_copy(
+        update={
+            "decisions": settings.decisions.model_copy(update={"url": postgres_url}),
+            "serving": settings.serving.model_copy(
+                update={"app_name": name, "fuse_steps": True, "challenger_alias": None}
+            ),
+        }
+    )
+    serve.run(build_graph(on_postgres), name=name, route_prefix=f"/{name}")
+    yield f"{url}/{name}"
+    serve.delete(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def api_url(request: pytest.FixtureRequest, served: tuple[str, Settings]) -> str:
+    if request.param == "sqlite":
+        return served[0]
+    return request.getfixturevalue("served_on_postgres")
+
+
+# Bounds JSON Schema cannot state (a window's start before its end, a timestamp from 1970 to 2200
+# and not ahead of the clock, a page token this API handed out) make some schema-valid requests
+# 422s, rightly; and query parameters nobody declared are ignored, as FastAPI does, where that
+# check wants them refused.
+EXCLUDED_CHECKS = [positive_data_acceptance, negative_data_rejection]
+ROLES = {"/api/v1/feedback": AS_OPERATOR, "/api/v1/model/reload": AS_OPERATOR}
+FUZZING = examples(
+    max_examples=120,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+
+
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
-def test_fuzzing_the_openapi_schema_passes_every_check(
-    served: tuple[str, Settings], mode: GenerationMode
-) -> None:
+def test_fuzzing_the_openapi_schema_passes_every_check(api_url: str, mode: GenerationMode) -> None:
     """Schemathesis writes requests from /openapi.json, valid ones and ones that break it, and
     runs its checks on each answer: no 5xx, status codes, content types, headers and bodies as
     documented, authentication enforced where declared."""
-    url = served[0]
-    schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
+    schema = schemathesis.openapi.from_url(f"{api_url}/openapi.json")
 
     @given(case=schema.as_strategy(generation_mode=mode))
-    @examples(
-        max_examples=120,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    @FUZZING
     def conforms(case: schemathesis.Case) -> None:
-        roles = {"/api/v1/feedback": AS_OPERATOR, "/api/v1/model/reload": AS_OPERATOR}
         case.call_and_validate(
-            base_url=url,
+            base_url=api_url,
             timeout=60,
-            headers=roles.get(case.path, AS_ANALYST),
-            # Bounds JSON Schema cannot state (a window's start before its end, a timestamp
-            # from 1970 to 2200 and not ahead of the clock, a page token this API handed out)
-            # make some schema-valid requests 422s, rightly; and query parameters nobody
-            # declared are ignored, as FastAPI does, where that check wants them refused.
-            excluded_checks=[positive_data_acceptance, negative_data_rejection],
+            headers=ROLES.get(case.path, AS_ANALYST),
+            excluded_checks=EXCLUDED_CHECKS,
         )
 
     conforms()
+
+
+def test_stateful_fuzzing_follows_the_links_between_operations(api_url: str) -> None:
+    """Sequences of calls chained by the schema's links, with the ids real answers gave: a
+    prediction, then its logged decision and its label; alerts, their next page and the first
+    one's decision. Two runs, as Schemathesis starts sequences only at alerts when it may (the
+    card ids a prediction takes look to it like references to a resource nothing creates)."""
+    schema = schemathesis.openapi.from_url(f"{api_url}/openapi.json")
+    reached: collections.Counter[tuple[str, int]] = collections.Counter()
+    for flows in (schema.exclude(operation_id="alerts"), schema):
+
+        class Sequences(flows.as_state_machine()):  # type: ignore[misc]
+            def after_call(self, response: httpx.Response, case: schemathesis.Case) -> None:
+                reached[case.operation.label, response.status_code] += 1
+
+            def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, object]:
+                return {
+                    "base_url": api_url,
+                    "timeout": 60,
+                    "headers": ROLES.get(case.path, AS_ANALYST),
+                }
+
+            def validate_response(
+                self, response: object, case: schemathesis.Case, **kwargs: object
+            ) -> None:
+                case.validate_response(response, excluded_checks=EXCLUDED_CHECKS)
+
+        Sequences.run(
+            settings=examples(
+                max_examples=30,
+                stateful_step_count=5,
+                deadline=None,
+                derandomize=True,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )
+        )
+    # Feedback has no links of its own, so only a prediction's link leads there.
+    assert reached["POST /api/v1/feedback", 200], f"no link followed: {dict(reached)}"
+    assert reached["GET /api/v1/alerts", 200]

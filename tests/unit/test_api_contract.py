@@ -6,23 +6,30 @@ status and the message a client gets are the ones checked here.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
+from fastapi.exceptions import RequestValidationError
 from fastapi.testclient import TestClient
 
 from fraud_ray.http import problem_app
 from fraud_ray.schema import Transaction
-from fraud_ray.serving.api import BatchRequest
+from fraud_ray.serving.api import BatchRequest, refuse_future
+from fraud_ray.settings import ServingSettings
 
+MAX_FUTURE_S = ServingSettings().max_future_s
 app = problem_app("contract", "the serving API's bodies")
 
 
 @app.post("/batch")
 async def batch(request: BatchRequest) -> dict[str, int]:
+    refuse_future(request.transactions, MAX_FUTURE_S, batch=True)
     return {"transactions": len(request.transactions)}
 
 
 @app.post("/single")
 async def single(transaction: Transaction) -> dict[str, str]:
+    refuse_future([transaction], MAX_FUTURE_S, batch=False)
     return {"transaction_id": transaction.transaction_id}
 
 
@@ -59,3 +66,23 @@ def test_poison_over_http_is_a_422_naming_the_field(fields: dict, expected: str)
         answer = client.post(path, json=content)
         assert answer.status_code == 422, answer.text
         assert expected in answer.json()["message"]
+
+
+def test_the_future_bound_names_where_the_timestamp_is() -> None:
+    late = body("late", timestamp="2199-01-01T00:00:00Z")
+    answer = client.post("/batch", json={"transactions": [body("a"), late]})
+    assert answer.json()["errors"][0]["field"] == "body.transactions.1.timestamp"
+    answer = client.post("/single", json=late)
+    assert answer.json()["errors"][0]["field"] == "body.timestamp"
+
+
+def test_the_future_bound_is_the_setting() -> None:
+    soon = datetime.now(UTC) + timedelta(hours=3)
+    refuse_future(
+        [Transaction(transaction_id="t", timestamp=soon, amount=1)], 4 * 3600, batch=False
+    )
+    with pytest.raises(RequestValidationError, match="ahead of the clock"):
+        refuse_future(
+            [Transaction(transaction_id="t", timestamp=soon, amount=1)], 3600, batch=False
+        )
+    refuse_future([Transaction(transaction_id="t", timestamp=soon, amount=1)], None, batch=False)

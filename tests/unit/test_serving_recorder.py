@@ -154,8 +154,28 @@ def test_decisions_dropped_while_the_log_is_away_are_counted_while_it_is_away(
     assert [log.get(f"t{i}") is not None for i in range(7)] == [False] * 3 + [True] * 4
 
 
-def test_draining_writes_what_is_pending(log: DecisionLog) -> None:
-    sink = recorder(log)
-    sink.add(*answered(0, 5), log=True)
-    assert sink.drain(shadow=None).logged == 5
-    assert log.count() == 5 and len(sink.pending) == 0
+def test_an_answer_is_found_until_it_is_written_and_after_a_failed_flush(
+    log: DecisionLog,
+) -> None:
+    """Between an answer and its write, the recorder is the only place a repeated transaction
+    can find it: pending, being flushed, or put back after a failed flush."""
+    sink = DecisionRecorder(away, SPEC.names, max_pending=10)
+    sink.add(*answered(0, 3), log=True)
+    assert set(sink.answered(["t0", "t2", "t9"])) == {"t0", "t2"}
+    pending = sink.take()
+    assert set(sink.answered(["t1"])) == {"t1"}, "being flushed, not yet in the log"
+    with pytest.raises(DecisionLogError):
+        sink.flush(pending, shadow=None)
+    sink.restore(pending)
+    assert set(sink.answered(["t1"])) == {"t1"}
+    sink.open_log = lambda: log
+    pending = sink.take()
+    assert sink.flush(pending, shadow=None).logged == 3
+    sink.written(pending)
+    assert sink.answered(["t0", "t1", "t2"]) == {}, "the log answers for them now"
+
+
+def test_a_dropped_answer_is_not_found_again() -> None:
+    sink = DecisionRecorder(away, SPEC.names, max_pending=2)
+    sink.add(*answered(0, 3), log=True)
+    assert set(sink.answered(["t0", "t1", "t2"])) == {"t1", "t2"}
