@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -58,6 +60,36 @@ async def http_problem(_: Request, error: HTTPException) -> JSONResponse:
     )
 
 
+def declared_query(dependant: Dependant) -> set[str]:
+    """The query parameters a route reads, its dependencies' included."""
+    names = {parameter.alias for parameter in dependant.query_params}
+    for dependency in dependant.dependencies:
+        names |= declared_query(dependency)
+    return names
+
+
+def undeclared_query_refused(request: Request) -> None:
+    """Refuse (422) query parameters the route does not read, as bodies refuse unknown fields:
+    a misspelt filter (``limt=5``) would otherwise be ignored and the default served."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not request.query_params:
+        return
+    known = declared_query(route.dependant)
+    unknown = [name for name in dict.fromkeys(request.query_params) if name not in known]
+    if unknown:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "extra_forbidden",
+                    "loc": ("query", name),
+                    "msg": "Extra inputs are not permitted",
+                    "input": request.query_params[name],
+                }
+                for name in unknown
+            ]
+        )
+
+
 def problem_app(title: str, summary: str) -> FastAPI:
     """A FastAPI app whose every refusal (422 and the handlers' 4xx) is a ``Problem`` body: the
     serving API and the standalone monitoring app read the same to a client."""
@@ -65,6 +97,7 @@ def problem_app(title: str, summary: str) -> FastAPI:
         title=title,
         summary=summary,
         version="1",
+        dependencies=[Depends(undeclared_query_refused)],
         responses={
             400: {"model": Problem, "description": "a body that cannot be read (not UTF-8 JSON)"},
             422: {"model": Problem},

@@ -86,3 +86,20 @@ def test_the_future_bound_is_the_setting() -> None:
             [Transaction(transaction_id="t", timestamp=soon, amount=1)], 3600, batch=False
         )
     refuse_future([Transaction(transaction_id="t", timestamp=soon, amount=1)], None, batch=False)
+
+
+@app.get("/page")
+async def page(limit: int | None = None) -> dict[str, int | None]:
+    return {"limit": limit}
+
+
+def test_query_parameters_nobody_declared_are_refused_by_name() -> None:
+    """A misspelt parameter (``limt=5``) would otherwise be ignored and the default served, with
+    nothing to tell the client its filter did not apply."""
+    assert client.get("/page", params={"limit": 5}).json() == {"limit": 5}
+    answer = client.get("/page", params={"limt": 5, "limit": 5})
+    assert answer.status_code == 422
+    assert answer.json()["errors"] == [
+        {"field": "query.limt", "message": "Extra inputs are not permitted"}
+    ]
+    assert client.post("/single?debug=1", json=body()).status_code == 422
