@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score, roc_curve
 
 from fraud_ray.costs import CostPolicy
 from fraud_ray.schema import AMOUNT, CARD_ID, LABEL, TIMESTAMP
@@ -116,6 +116,8 @@ def evaluate(
     metrics = {
         "roc_auc": float(roc_auc_score(y, p)) if both else float("nan"),
         "average_precision": average_precision(y, p),
+        # The costs take the probabilities at face value: their calibration is a figure too.
+        "brier": float(brier_score_loss(y, p)) if len(y) else float("nan"),
     }
     for rate in fprs:
         metrics[f"recall_at_fpr_{_metric_suffix(rate)}"] = recall_at_fpr(y, p, rate)

@@ -98,7 +98,7 @@ class DataSettings(Section):
 
 
 class SimulatorSettings(Section):
-    """The transaction simulator; the defaults give about 1.75M transactions and 0.8% fraud."""
+    """The transaction simulator; the defaults give about 1.5M transactions and 0.8% fraud."""
 
     customers: PositiveInt = 5000
     terminals: PositiveInt = 10000
@@ -117,6 +117,20 @@ class SimulatorSettings(Section):
     compromised_card_share: float = Field(1 / 3, gt=0, le=1)
     compromised_card_multiplier: PositiveFloat = 5.0
     large_amount_threshold: PositiveFloat = 220.0
+    new_card_share: float = Field(
+        0.2,
+        ge=0,
+        lt=1,
+        description="share of cards issued during the period (on a day drawn uniformly) rather "
+        "than before it: a portfolio gains customers, and every window holds first purchases",
+    )
+    closed_card_share: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="share of cards closed before the period ends, on a day drawn uniformly "
+        "after they were issued",
+    )
 
 
 class FeatureSettings(Section):

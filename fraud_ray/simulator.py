@@ -6,6 +6,10 @@ Fraud Detection Handbook (Le Borgne et al.): customers and terminals on a grid, 
 at nearby terminals, and three fraud scenarios whose signatures the features must be able to catch
 (a large amount; a compromised terminal; a compromised card spending far more than usual).
 
+Cards are issued and closed over the period (``new_card_share``, ``closed_card_share``), as in a
+real portfolio: a model must see first purchases of new cards in training to treat the next one
+as the ordinary payment it usually is.
+
 Each day is generated with whole-array numpy operations, and everything is drawn from generators
 seeded by ``settings.seed``, so the same settings always give the same bytes on disk.
 """
@@ -79,6 +83,12 @@ class Profiles:
     terminal_xy: np.ndarray
     reachable: np.ndarray
     offsets: np.ndarray
+    open_day: np.ndarray
+    close_day: np.ndarray
+
+    def active_on(self, day: int) -> np.ndarray:
+        """Which cards can pay on ``day`` (0 is the first): issued by then and not yet closed."""
+        return (self.open_day <= day) & (day < self.close_day)
 
     def terminals_of(self, customer: int) -> np.ndarray:
         """The indices of the terminals within the radius of one customer, in increasing order."""
@@ -131,6 +141,12 @@ def make_profiles(settings: SimulatorSettings, rng: np.random.Generator | None =
     reachable = np.fromiter(
         itertools.chain.from_iterable(neighbours), dtype=np.int64, count=int(offsets[-1])
     )
+    # Drawn after the rest, so that the places and habits above do not depend on these shares.
+    days = settings.days
+    issued_later = (rng.random(n) < settings.new_card_share) & (days > 1)
+    open_day = np.where(issued_later, rng.integers(1, max(days, 2), size=n), 0)
+    closes = rng.random(n) < settings.closed_card_share
+    close_day = np.where(closes, rng.integers(open_day + 1, days + 1), days)
     return Profiles(
         customer_xy=customer_xy,
         mean_amount=mean_amount,
@@ -139,6 +155,8 @@ def make_profiles(settings: SimulatorSettings, rng: np.random.Generator | None =
         terminal_xy=terminal_xy,
         reachable=reachable,
         offsets=offsets,
+        open_day=open_day,
+        close_day=close_day,
     )
 
 
@@ -190,7 +208,7 @@ def _day_tables(settings: SimulatorSettings) -> Iterator[tuple[date, pa.Table]]:
             day + settings.compromised_card_days,
         )
 
-        customer = np.repeat(customers, rng.poisson(rate))
+        customer = np.repeat(customers, rng.poisson(rate * profiles.active_on(day)))
         seconds = rng.normal(SECONDS_PER_DAY / 2, settings.time_of_day_std_s, size=customer.size)
         inside = (seconds >= 0) & (seconds < SECONDS_PER_DAY)
         seconds = np.floor(seconds[inside]).astype(np.int64)

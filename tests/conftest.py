@@ -129,8 +129,10 @@ def training_run(_ray_shutdown: None, tmp_path_factory: pytest.TempPathFactory) 
     ensure_ray()
     root = tmp_path_factory.mktemp("training")
     settings = small_settings(root)
+    # Big enough for a 14-day training window to hold some twenty first purchases of new cards,
+    # which the model must learn to take for the ordinary payments they mostly are.
     write_simulation(
-        SimulatorSettings(customers=400, terminals=800, days=90, compromised_cards_per_day=2),
+        SimulatorSettings(customers=800, terminals=1600, days=90, compromised_cards_per_day=4),
         settings.data.raw_dir,
     )
     return settings, train(settings, settings.data.raw_dir, trials=2)

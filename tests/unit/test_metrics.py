@@ -125,6 +125,8 @@ def test_evaluate_reports_every_figure() -> None:
             "roc_auc": 0.625,
             # 0.9 gives precision 1 at recall 1/2; the 0.05 tie gives 2/4 at recall 1
             "average_precision": 0.75,
+            # (0.95² + 0.1² + 0.05² + 0.6²) / 4
+            "brier": 0.31875,
             "recall_at_fpr_0_001": 0.5,
             "recall_at_fpr_0_01": 0.5,
             # two fraudulent cards among the top 100 of four cards

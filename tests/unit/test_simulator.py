@@ -258,3 +258,20 @@ def test_transactions_use_terminals_within_the_radius(tmp_path: Path) -> None:
     # customers with terminals in reach and a fair daily rate do show up
     active = ~unreachable & (profiles.mean_per_day > 1)
     assert set(np.flatnonzero(active)) <= set(customer)
+
+
+def test_cards_are_issued_and_closed_over_the_period(run: Run) -> None:
+    """Every window holds first purchases of new cards, and cards that stop paying."""
+    profiles = make_profiles(SMALL)
+    day = day_index(run.frame, SMALL).to_numpy()
+    customer = customer_index(run.frame)
+    assert (day >= profiles.open_day[customer]).all(), "no payment before the card is issued"
+    assert (day < profiles.close_day[customer]).all(), "none after it is closed"
+    first = pd.Series(day).groupby(customer).min()
+    last = pd.Series(day).groupby(customer).max()
+    issued = (first >= 7).mean()
+    assert 0.5 * SMALL.new_card_share < issued < 1.5 * SMALL.new_card_share
+    assert (last < SMALL.days - 7).mean() > 0.5 * SMALL.closed_card_share
+    settled = SMALL.model_copy(update={"new_card_share": 0.0, "closed_card_share": 0.0})
+    assert make_profiles(settled).active_on(0).all()
+    assert np.array_equal(make_profiles(settled).customer_xy, profiles.customer_xy)
