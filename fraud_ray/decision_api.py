@@ -23,7 +23,7 @@ from pydantic import Field
 
 from fraud_ray.decision_log import AlertCursor, DecisionLog, LoggedDecision
 from fraud_ray.http import Envelope, Problem
-from fraud_ray.schema import Decision
+from fraud_ray.schema import Decision, text_problem
 from fraud_ray.settings import ServingSettings
 
 
@@ -70,7 +70,7 @@ def decode_cursor(token: str) -> AlertCursor:
         cursor = AlertCursor(datetime.fromisoformat(scored_at), str(transaction_id))
     except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as error:
         raise ValueError(f"before: {token!r} is not a page token from /api/v1/alerts") from error
-    if cursor.scored_at.tzinfo is None:
+    if cursor.scored_at.tzinfo is None or text_problem(cursor.transaction_id):
         raise ValueError(f"before: {token!r} is not a page token from /api/v1/alerts")
     return cursor
 
@@ -169,7 +169,11 @@ async def alerts(
 )
 async def logged_decision(decisions: Reader, transaction_id: str) -> LoggedDecisionView:
     """The decision the log holds for one transaction."""
-    logged = await asyncio.to_thread(lambda: decisions.log().get(transaction_id))
+    # An id the log cannot hold (a NUL byte, say) is not looked up: PostgreSQL refuses the query.
+    usable = text_problem(transaction_id) is None
+    logged = (
+        await asyncio.to_thread(lambda: decisions.log().get(transaction_id)) if usable else None
+    )
     if logged is None:
         raise HTTPException(
             404, f"no decision for transaction {transaction_id!r} in the decision log"

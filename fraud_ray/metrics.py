@@ -116,8 +116,11 @@ def evaluate(
     metrics = {
         "roc_auc": float(roc_auc_score(y, p)) if both else float("nan"),
         "average_precision": average_precision(y, p),
-        # The costs take the probabilities at face value: their calibration is a figure too.
+        # The costs take the probabilities at face value: their calibration is a figure too, as
+        # the Brier score and as the frauds the probabilities add up to per fraud found (1: right
+        # on the whole; above 1: they overstate the risk).
         "brier": float(brier_score_loss(y, p)) if len(y) else float("nan"),
+        "expected_to_actual_frauds": float(p.sum() / y.sum()) if y.sum() else float("nan"),
     }
     for rate in fprs:
         metrics[f"recall_at_fpr_{_metric_suffix(rate)}"] = recall_at_fpr(y, p, rate)

@@ -5,6 +5,7 @@ Every other module imports these names instead of spelling column lists of its o
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -100,21 +101,48 @@ def too_far_ahead(moment: datetime, ahead: timedelta | None) -> str | None:
     )
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+# A lone UTF-16 surrogate: Python's JSON reader (FastAPI's) accepts ``"\\ud800"``, but no
+# database, file or Kafka message can encode it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be an identifier or a text field, or None: a NUL byte cannot even be
+    stored by PostgreSQL, other control characters break every log line and CSV export they
+    reach, and a lone surrogate cannot be written as UTF-8 anywhere."""
+    if _CONTROL.search(value):
+        return "must not contain control characters (NUL, newline, ...)"
+    if _SURROGATE.search(value):
+        return "must be valid Unicode (a lone surrogate such as \\ud800 is not)"
+    return None
+
+
 def _text_without_controls(value: str | None) -> str | None:
-    """Identifiers are printable: a NUL byte cannot even be stored by PostgreSQL, and other
-    control characters break every log line and CSV export they reach."""
-    if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ValueError("must not contain control characters (NUL, newline, ...)")
+    problem = None if value is None else text_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 
+# What ``_text_without_controls`` checks, stated in the JSON Schema too, for generated clients
+# and fuzzers (validation keeps its own check, whose message says what is wrong).
+PRINTABLE = {"pattern": "^[^\\u0000-\\u001f\\u007f]*$"}
 Identifier = Annotated[
-    str, Field(min_length=1, max_length=128), AfterValidator(_text_without_controls)
+    str,
+    Field(min_length=1, max_length=128, json_schema_extra=PRINTABLE),
+    AfterValidator(_text_without_controls),
 ]
 OptionalIdentifier = Annotated[
-    str | None, Field(min_length=1, max_length=128), AfterValidator(_text_without_controls)
+    str | None,
+    Field(min_length=1, max_length=128, json_schema_extra=PRINTABLE),
+    AfterValidator(_text_without_controls),
 ]
-OptionalText = Annotated[str | None, Field(max_length=128), AfterValidator(_text_without_controls)]
+OptionalText = Annotated[
+    str | None,
+    Field(max_length=128, json_schema_extra=PRINTABLE),
+    AfterValidator(_text_without_controls),
+]
 
 
 class Transaction(BaseModel):
@@ -141,7 +169,7 @@ class Transaction(BaseModel):
     channel: OptionalText = None
     country: OptionalText = None
     attributes: dict[
-        Annotated[str, Field(min_length=1, max_length=128)],
+        Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_text_without_controls)],
         Annotated[float, Field(allow_inf_nan=False)],
     ] = Field(
         default_factory=dict,

@@ -25,6 +25,7 @@ from fraud_ray.monitoring.charts import NO_CHALLENGER
 from fraud_ray.monitoring.drift import NotEnoughData
 from fraud_ray.monitoring.service import MonitoringService
 from fraud_ray.monitoring.summaries import DriftSummary, ModelComparison, PerformanceReport
+from fraud_ray.schema import text_problem
 
 # The log's frames hold pandas timestamps: a window beyond them cannot be read, only refused.
 EARLIEST = pd.Timestamp.min.tz_localize(UTC)
@@ -105,6 +106,9 @@ async def performance(
 ) -> PerformanceReport:
     """Precision, recall, cost and what is still unlabelled, per day of transaction time."""
     first, last = _window(start, end)
+    problem = None if model_version is None else text_problem(model_version)
+    if problem is not None:
+        raise HTTPException(422, f"model_version: {problem}")
     return await asyncio.to_thread(
         lambda: monitoring.monitor().performance(first, last, model_version)
     )

@@ -16,7 +16,7 @@ from pydantic import Field, field_validator
 
 from fraud_ray.decision_api import logged_decision_link
 from fraud_ray.http import Envelope
-from fraud_ray.schema import Decision, Transaction, too_far_ahead
+from fraud_ray.schema import Decision, Identifier, Transaction, too_far_ahead
 
 
 class BatchRequest(Envelope):
@@ -95,7 +95,7 @@ class BatchResponse(Envelope):
 
 
 class Label(Envelope):
-    transaction_id: str = Field(min_length=1, max_length=128)
+    transaction_id: Identifier
     is_fraud: Literal[0, 1]
 
 

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from fraud_ray.http import problem_app
 from fraud_ray.schema import Transaction
-from fraud_ray.serving.api import BatchRequest, refuse_future
+from fraud_ray.serving.api import BatchRequest, FeedbackRequest, refuse_future
 from fraud_ray.settings import ServingSettings
 
 MAX_FUTURE_S = ServingSettings().max_future_s
@@ -53,6 +53,7 @@ def test_a_batch_repeating_an_id_is_refused_naming_it() -> None:
         ({"timestamp": "9999-12-31T23:00-05:00"}, "must be from 1970-01-01 to before 2200-01-01"),
         ({"timestamp": "2199-01-01T00:00:00Z"}, "ahead of the clock"),
         ({"transaction_id": "a\u0000b"}, "must not contain control characters"),
+        ({"attributes": {"k\u0000": 1.0}}, "must not contain control characters"),
         ({"amount": 5e-324}, "must be at least 1e-09"),
         ({"amount": True}, "must be a number, not true or false"),
         ({"colour": "red"}, "Extra inputs are not permitted"),
@@ -103,3 +104,21 @@ def test_query_parameters_nobody_declared_are_refused_by_name() -> None:
         {"field": "query.limt", "message": "Extra inputs are not permitted"}
     ]
     assert client.post("/single?debug=1", json=body()).status_code == 422
+
+
+@app.post("/labels")
+async def labels(request: FeedbackRequest) -> dict[str, int]:
+    return {"labels": len(request.labels)}
+
+
+def test_labels_refuse_ids_no_database_can_store() -> None:
+    """A NUL byte or a lone surrogate in a label's id reached PostgreSQL, which refused the
+    query: a 500 that stateful fuzzing found. Python's JSON reader, which FastAPI uses, accepts
+    the escape ``\\ud800``, so the body is sent as raw text."""
+    json = {"content-type": "application/json"}
+    for bad in ("a\\u0000b", "a\\ud800b"):
+        label = f'{{"labels": [{{"transaction_id": "{bad}", "is_fraud": 1}}]}}'
+        assert client.post("/labels", content=label, headers=json).status_code == 422
+        single = f'{{"transaction_id": "{bad}", "timestamp": "2025-06-02T14:00:00Z", "amount": 1}}'
+        answer = client.post("/single", content=single, headers=json)
+        assert answer.status_code == 422 and "transaction_id" in answer.json()["message"]

@@ -127,6 +127,8 @@ def test_evaluate_reports_every_figure() -> None:
             "average_precision": 0.75,
             # (0.95² + 0.1² + 0.05² + 0.6²) / 4
             "brier": 0.31875,
+            # (0.05 + 0.9 + 0.05 + 0.6) / 2 frauds
+            "expected_to_actual_frauds": 0.8,
             "recall_at_fpr_0_001": 0.5,
             "recall_at_fpr_0_01": 0.5,
             # two fraudulent cards among the top 100 of four cards
