@@ -101,7 +101,9 @@ def too_far_ahead(moment: datetime, ahead: timedelta | None) -> str | None:
     )
 
 
-_CONTROL = re.compile("[\x00-\x1f\x7f]")
+# Control characters, as a regular expression's class; Python and JSON Schema read it alike.
+_CONTROLS = r"\x00-\x1f\x7f"
+_CONTROL = re.compile(f"[{_CONTROLS}]")
 # A lone UTF-16 surrogate: Python's JSON reader (FastAPI's) accepts ``"\\ud800"``, but no
 # database, file or Kafka message can encode it.
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -118,30 +120,30 @@ def text_problem(value: str) -> str | None:
     return None
 
 
-def _text_without_controls(value: str | None) -> str | None:
+def _printable(value: str | None) -> str | None:
     problem = None if value is None else text_problem(value)
     if problem is not None:
         raise ValueError(problem)
     return value
 
 
-# What ``_text_without_controls`` checks, stated in the JSON Schema too, for generated clients
+# What ``_printable`` checks of control characters, stated in the JSON Schema too, for generated clients
 # and fuzzers (validation keeps its own check, whose message says what is wrong).
-PRINTABLE = {"pattern": "^[^\\u0000-\\u001f\\u007f]*$"}
+PRINTABLE = {"pattern": f"^[^{_CONTROLS}]*$"}
 Identifier = Annotated[
     str,
     Field(min_length=1, max_length=128, json_schema_extra=PRINTABLE),
-    AfterValidator(_text_without_controls),
+    AfterValidator(_printable),
 ]
 OptionalIdentifier = Annotated[
     str | None,
     Field(min_length=1, max_length=128, json_schema_extra=PRINTABLE),
-    AfterValidator(_text_without_controls),
+    AfterValidator(_printable),
 ]
 OptionalText = Annotated[
     str | None,
     Field(max_length=128, json_schema_extra=PRINTABLE),
-    AfterValidator(_text_without_controls),
+    AfterValidator(_printable),
 ]
 
 
@@ -169,7 +171,7 @@ class Transaction(BaseModel):
     channel: OptionalText = None
     country: OptionalText = None
     attributes: dict[
-        Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_text_without_controls)],
+        Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_printable)],
         Annotated[float, Field(allow_inf_nan=False)],
     ] = Field(
         default_factory=dict,
