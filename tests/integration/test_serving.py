@@ -22,6 +22,7 @@ import httpx
 import numpy as np
 import pytest
 import schemathesis
+import sqlalchemy as sa
 import xgboost as xgb
 from hypothesis import HealthCheck, given
 from hypothesis import settings as examples
@@ -619,14 +620,29 @@ def test_openapi_documents_every_endpoint(client: httpx.Client) -> None:
 
 
 @pytest.fixture(scope="module")
-def served_on_postgres(served: tuple[str, Settings], postgres_url: str) -> Iterator[str]:
+def own_database(postgres_url: str) -> str:
+    """A database of this module's own on the session's PostgreSQL: the stateful sequences log
+    decisions dated now, which the stream tests' monitoring windows must not see."""
+    url = sa.make_url(postgres_url)
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("DROP DATABASE IF EXISTS serving_api"))
+            connection.execute(sa.text("CREATE DATABASE serving_api"))
+    finally:
+        engine.dispose()
+    return url.set(database="serving_api").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="module")
+def served_on_postgres(served: tuple[str, Settings], own_database: str) -> Iterator[str]:
     """The same graph beside the first, its decision log on PostgreSQL (steps fused, to spare the
     CPUs): the API must read the same whichever database keeps the log."""
     url, settings = served
     name = "on-postgres"
     on_postgres = settings.model_copy(
         update={
-            "decisions": settings.decisions.model_copy(update={"url": postgres_url}),
+            "decisions": settings.decisions.model_copy(update={"url": own_database}),
             "serving": settings.serving.model_copy(
                 update={"app_name": name, "fuse_steps": True, "challenger_alias": None}
             ),
