@@ -374,6 +374,14 @@ class TimeWindow:
 
 
 @dataclass(frozen=True)
+class Fold:
+    """One prequential validation fold: a trial trains on ``train`` and is judged on ``validation``."""
+
+    train: TimeWindow
+    validation: TimeWindow
+
+
+@dataclass(frozen=True)
 class TimeSplits:
     """The windows of one training run.
 
@@ -381,26 +389,43 @@ class TimeSplits:
     calibrated, ``train`` where the registered model trains and ``test`` where it is scored once.
     With validation after training, ``tuning`` is ``train``; with validation before it, ``tuning``
     lies earlier and ``validation`` may overlap ``train``, and the chosen model is refit on
-    ``train``.
+    ``train``. ``folds`` are the (tuning, validation) pairs a trial is judged on, newest first:
+    the first is (``tuning``, ``validation``), each next one a validation window earlier.
     """
 
     train: TimeWindow
     validation: TimeWindow
     test: TimeWindow
     tuning: TimeWindow
+    folds: tuple[Fold, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.folds:
+            object.__setattr__(self, "folds", (Fold(self.tuning, self.validation),))
 
     @property
     def refit(self) -> bool:
         """Whether the registered model trains again, on other rows than the tuning trials."""
         return self.tuning != self.train
 
+    @property
+    def all_tuning(self) -> TimeWindow:
+        """The span every fold's training rows lie in."""
+        return TimeWindow(self.folds[-1].train.start, self.folds[0].train.end)
+
+    @property
+    def all_validation(self) -> TimeWindow:
+        """The span every fold's validation rows lie in."""
+        return TimeWindow(self.folds[-1].validation.start, self.folds[0].validation.end)
+
 
 def tuning_lead(split: SplitSettings, label_delay: timedelta) -> timedelta:
-    """How much earlier than the training window the tuning window starts: the room a default
-    training start must leave after the feature windows have filled."""
+    """How much earlier than the training window the oldest fold's training starts: the room a
+    default training start must leave after the feature windows have filled."""
+    folds = (split.validation_folds - 1) * split.validation_window
     if split.layout == "after":
-        return timedelta(0)
-    return label_delay + split.validation_window
+        return folds
+    return label_delay + split.validation_window + folds
 
 
 def time_splits(
@@ -421,6 +446,10 @@ def time_splits(
     layout shifted back by the delay and the validation length, tuning | delay | validation, with
     validation ending where training ends; so model selection sees the same distance between
     training and scoring as the test does, and only labels known when training ends.
+
+    With ``split.validation_folds`` K above 1 the trials are judged prequentially, as the handbook
+    selects models: the (tuning, validation) pair and K - 1 copies of it, each shifted back by one
+    more validation window.
     """
     if label_delay < timedelta(0):
         raise ValueError(f"label_delay must not be negative, got {label_delay}")
@@ -433,12 +462,23 @@ def time_splits(
         )
         test_start = validation.end + label_delay
     else:
-        lead = tuning_lead(split, label_delay)
+        lead = label_delay + split.validation_window
         tuning = TimeWindow(train.start - lead, train.end - lead)
         validation = TimeWindow(train.end - split.validation_window, train.end)
         test_start = train.end + label_delay
     test = TimeWindow(test_start, test_start + split.test_window)
-    return TimeSplits(train=train, validation=validation, test=test, tuning=tuning)
+    folds = tuple(
+        Fold(
+            _shifted(tuning, k * split.validation_window),
+            _shifted(validation, k * split.validation_window),
+        )
+        for k in range(split.validation_folds)
+    )
+    return TimeSplits(train=train, validation=validation, test=test, tuning=tuning, folds=folds)
+
+
+def _shifted(window: TimeWindow, back: timedelta) -> TimeWindow:
+    return TimeWindow(window.start - back, window.end - back)
 
 
 def assign_split(timestamps: pd.Series, splits: TimeSplits) -> pd.Series:

@@ -186,6 +186,11 @@ class SplitSettings(Section):
     validation_window: PositiveDuration = WEEK
     test_window: PositiveDuration = WEEK
     layout: SplitLayout = "after"
+    validation_folds: PositiveInt = Field(
+        1,
+        description="prequential folds a trial is judged on (mean over them): the tuning and "
+        "validation windows, and copies shifted back one validation window at a time",
+    )
 
     former_keys: ClassVar[dict[str, str]] = {
         "train_days": "train_window",

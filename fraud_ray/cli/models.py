@@ -66,6 +66,14 @@ def train(
         SplitLayout | None,
         typer.Option(help="Validation after training, or before its end (default: split.layout)."),
     ] = None,
+    validation_folds: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Judge each trial on the mean over this many validation windows, each one "
+            "window earlier (default: split.validation_folds).",
+        ),
+    ] = None,
     trials: Annotated[
         int | None, typer.Option(min=1, help="Tuning trials (default: training.trials).")
     ] = None,
@@ -87,6 +95,7 @@ def train(
         validation_window=duration(validation_window, "--validation-window"),
         test_window=duration(test_window, "--test-window"),
         layout=layout,
+        validation_folds=validation_folds,
     )
     delay = given(label_delay=duration(label_delay, "--label-delay"))
     base = settings(split=split, features=delay, mlflow=given(model_name=model_name))

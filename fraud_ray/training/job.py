@@ -8,6 +8,10 @@ With ``split.layout: before`` the trials train on an earlier window than the reg
 (``fraud_ray.data.time_splits``): the winner's configuration is refit on the training window for the
 number of rounds early stopping kept, and it keeps the calibration fitted on the winner's
 validation scores, the only scores of that configuration on rows it did not learn from.
+
+With ``split.validation_folds`` above 1 the trials are judged on the mean over several earlier
+(tuning, validation) pairs as well; the registered model is still the newest fold's (or its refit),
+calibrated on the newest validation window, the one nearest to the data it will score.
 """
 
 from __future__ import annotations
@@ -67,6 +71,10 @@ class TrainingError(ValueError):
 
 @dataclass(frozen=True)
 class TrainingResult:
+    """What ``train`` did: ``validation`` scores the registered model's calibrated probabilities
+    on the newest validation window, ``tuning`` the winning trial as the search judged it (means
+    over the validation folds), ``test`` the registered model on the test window."""
+
     registered: RegisteredModel
     config: dict[str, Any]
     validation: dict[str, float]
@@ -74,6 +82,7 @@ class TrainingResult:
     splits: TimeSplits
     seconds: float
     trials: int
+    tuning: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 
@@ -87,6 +96,7 @@ class TrainingResult:
             "validation": self.validation,
             "test": self.test,
             "trials": self.trials,
+            "tuning": self.tuning,
             **self.extra,
             "seconds": round(self.seconds, 1),
             "notes": list(self.notes),
@@ -124,14 +134,20 @@ def train(
         else _default_start(first, spec) + tuning_lead(settings.split, spec.label_delay)
     )
     splits = time_splits(start, settings.split, spec.label_delay, train_end)
-    tuning_split = filter_window(table, splits.tuning).materialize()
-    train_split = filter_window(table, splits.train).materialize() if splits.refit else tuning_split
-    validation = _frame(filter_window(table, splits.validation), spec)
+    tuning_split = filter_window(table, splits.all_tuning).materialize()
+    validations = _frame(filter_window(table, splits.all_validation), spec)
     test = _frame(filter_window(table, splits.test), spec)
-    _check_frauds(tuning_split, splits.tuning, "tuning" if splits.refit else "training")
+    for number, fold in enumerate(splits.folds, start=1):
+        name = "tuning" if splits.refit else "training"
+        if len(splits.folds) > 1:
+            name = f"fold {number}'s {name}"
+        _check_frauds(filter_window(tuning_split, fold.train), fold.train, name)
+        _check_validation(filter_window(validations, fold.validation), fold.validation)
     if splits.refit:
+        train_split = filter_window(table, splits.train).materialize()
         _check_frauds(train_split, splits.train, "training")
-    _check_validation(validation, splits.validation)
+    # The newest fold's validation rows: the winner's own scores on them calibrate the model.
+    validation = filter_window(validations, splits.validation).reset_index(drop=True)
 
     registry = Registry(settings.mlflow)
     registry.experiment_id(TUNING_EXPERIMENT)  # created with our artifact location, not ./mlruns
@@ -139,7 +155,8 @@ def train(
     policy = CostPolicy.from_settings(settings.costs)
     outcome = tune_models(
         tuning_split,
-        validation,
+        validations,
+        splits.folds,
         spec.names,
         settings,
         policy,
@@ -201,6 +218,7 @@ def train(
         ]
         metrics = {f"validation_{k}": v for k, v in validation_metrics.items()}
         metrics |= {f"test_{k}": v for k, v in test_metrics.items()}
+        metrics |= {f"tuning_{k}": v for k, v in outcome.metrics.items()}
         registered = registry.register(
             model,
             policy=policy,
@@ -213,6 +231,7 @@ def train(
                 "train_window": _interval(splits.train),
                 "tuning_window": _interval(splits.tuning),
                 "validation_window": _interval(splits.validation),
+                "validation_folds": len(splits.folds),
                 "rounds": outcome.rounds,
             },
             metrics=metrics,
@@ -234,6 +253,7 @@ def train(
         splits=splits,
         seconds=time.perf_counter() - started,
         trials=len(outcome.trials),
+        tuning=outcome.metrics,
         extra={"stopped_early": outcome.stopped_early, "rounds_trained": outcome.rounds_trained},
         notes=notes,
     )

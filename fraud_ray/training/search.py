@@ -23,9 +23,11 @@ from ray.tune.search.optuna import OptunaSearch
 
 from fraud_ray.boosters import BOOSTER_FILES
 from fraud_ray.costs import CostPolicy
+from fraud_ray.data import Fold
 from fraud_ray.settings import Settings
 from fraud_ray.training.trial import (
     ROUNDS,
+    ROUNDS_TRAINED,
     boost_in_process,
     boost_on_ray_train,
     fits_one_process,
@@ -62,10 +64,11 @@ def search_space(trial: optuna.Trial, families: list[str]) -> None:
 
 @dataclass(frozen=True)
 class TuningOutcome:
-    """The best trial: its configuration and metrics, its booster, and the number of boosting
-    rounds early stopping kept, which a refit on later data trains for; and what the search
-    cost: trials stopped before their final report (by ASHA, or by the time budget), boosting
-    rounds trained over all trials."""
+    """The best trial: its configuration and metrics (means over the validation folds, and each
+    fold's average precision when there are several), its booster, and the number of boosting
+    rounds early stopping kept (the mean over the folds), which a refit on later data trains for;
+    and what the search cost: trials stopped before their final report (by ASHA, or by the time
+    budget), boosting rounds trained over all trials."""
 
     config: dict[str, Any]
     metrics: dict[str, float]
@@ -79,6 +82,7 @@ class TuningOutcome:
 def tune_models(
     train: ray.data.Dataset,
     validation: pd.DataFrame,
+    folds: tuple[Fold, ...],
     features: list[str],
     settings: Settings,
     policy: CostPolicy,
@@ -90,7 +94,9 @@ def tune_models(
 ) -> TuningOutcome:
     """Search, and return the best trial's configuration, metrics and booster file.
 
-    ``train`` should be materialised: it is counted, and read once more for the trials.
+    ``train`` and ``validation`` hold the rows of every fold (``fraud_ray.data.TimeSplits.folds``),
+    which each trial cuts by time. ``train`` should be materialised: it is counted, and read once
+    more for the trials.
     """
     training = settings.training
     metric, mode = OBJECTIVES[training.objective]
@@ -106,6 +112,7 @@ def tune_models(
                 boost_in_process,
                 train=training_frame(train, features),
                 validation=validation,
+                folds=folds,
                 features=features,
                 settings=settings,
                 policy=policy,
@@ -122,6 +129,7 @@ def tune_models(
                 boost_on_ray_train,
                 train=train,
                 validation=validation,
+                folds=folds,
                 features=features,
                 settings=settings,
                 policy=policy,
@@ -170,11 +178,25 @@ def tune_models(
     return TuningOutcome(
         config=dict(best.config),
         metrics={
-            k: float(best.metrics[k]) for k in ("average_precision", "roc_auc", "expected_cost")
+            k: float(v)
+            for k, v in best.metrics.items()
+            if k in {"average_precision", "roc_auc", "expected_cost"}
+            or k.startswith("average_precision_fold")
         },
         booster_file=local / BOOSTER_FILES[best.config["family"]],
         rounds=int(best.metrics["best_iteration"]) + 1,
         trials=table,
         stopped_early=sum(1 for r in results if r.checkpoint is None and not r.error),
-        rounds_trained=int(table[ROUNDS].sum()) if ROUNDS in table else 0,
+        rounds_trained=_rounds_trained(table),
     )
+
+
+def _rounds_trained(trials: pd.DataFrame) -> int:
+    """Rounds boosted over all trials: a finished trial's over all its folds, a stopped one's
+    up to its last report."""
+    if ROUNDS not in trials:
+        return 0
+    rounds = trials[ROUNDS]
+    if ROUNDS_TRAINED in trials:
+        rounds = trials[ROUNDS_TRAINED].fillna(rounds)
+    return int(rounds.sum())

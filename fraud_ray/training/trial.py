@@ -8,6 +8,12 @@ seconds, far more than boosting a week of transactions, so Ray Train is kept for
 needs several workers (``boost_on_ray_train``); its workers report once, at the end (each report
 waits for the Train controller's poll), so ASHA cannot stop those trials early.
 
+With several validation folds (``split.validation_folds``) a trial boosts the newest fold first,
+reporting as it goes, so ASHA judges it there; a trial that survives then boosts the older folds
+and is judged on the mean over all of them, as the Fraud Detection Handbook selects models. The
+booster it keeps is the newest fold's, and the round count it reports is the mean of the folds'
+best rounds: what a refit on the newest data trains for.
+
 Every trial ends with one report carrying the full validation metrics and the booster checkpoint;
 a trial ASHA stopped has neither, and is never the winner.
 """
@@ -36,14 +42,16 @@ from fraud_ray.boosters import (
 )
 from fraud_ray.calibration import Calibrator
 from fraud_ray.costs import CostPolicy
+from fraud_ray.data import Fold, filter_window
 from fraud_ray.metrics import evaluate
 from fraud_ray.runtime import configure_data
-from fraud_ray.schema import LABEL, TRANSACTION_ID
+from fraud_ray.schema import LABEL, TIMESTAMP, TRANSACTION_ID
 from fraud_ray.settings import Settings, TrainingSettings
 from fraud_ray.training.distributed import train_model
 from fraud_ray.training.resampling import Resampling, resample_dataset, resample_frame
 
-ROUNDS = "rounds"  # what ASHA counts a trial's progress in
+ROUNDS = "rounds"  # what ASHA counts a trial's progress in: the newest fold's rounds
+ROUNDS_TRAINED = "rounds_trained"  # a finished trial's rounds over all its folds
 
 
 def split_config(config: dict[str, Any]) -> tuple[Family, dict[str, Any], str, float]:
@@ -59,8 +67,9 @@ def fits_one_process(rows: int, settings: TrainingSettings) -> bool:
 
 def training_frame(dataset: ray.data.Dataset, features: list[str]) -> pd.DataFrame:
     """What a trial needs of the training split, in memory: features and label as floats with NaN
-    for missing values (Ray hands over Arrow-backed columns), and the ids resampling draws by."""
-    frame = dataset.select_columns([*features, LABEL, TRANSACTION_ID]).to_pandas()
+    for missing values (Ray hands over Arrow-backed columns), the ids resampling draws by and the
+    times the folds are cut by."""
+    frame = dataset.select_columns([*features, LABEL, TRANSACTION_ID, TIMESTAMP]).to_pandas()
     for name in [*features, LABEL]:
         frame[name] = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
     return frame
@@ -117,6 +126,7 @@ def boost_in_process(
     *,
     train: pd.DataFrame,
     validation: pd.DataFrame,
+    folds: tuple[Fold, ...],
     features: list[str],
     settings: Settings,
     policy: CostPolicy,
@@ -124,12 +134,16 @@ def boost_in_process(
 ) -> None:
     """A trial that boosts in its own process and reports as it goes.
 
-    The reports in between carry the objective only: the library's own validation metric (best
-    so far, the round early stopping would keep) for average precision, the realised cost of
-    the booster as it stands for the cost objective (which the library cannot compute).
+    The reports in between carry the objective on the newest fold only: the library's own
+    validation metric (best so far, the round early stopping would keep) for average precision,
+    the realised cost of the booster as it stands for the cost objective (which the library
+    cannot compute).
     """
     training = settings.training
-    matrix = validation[features].to_numpy(dtype=np.float64)
+    family, *_ = split_config(config)
+    newest, *older = folds
+    newest_validation = filter_window(validation, newest.validation)
+    matrix = newest_validation[features].to_numpy(dtype=np.float64)
 
     def report(booster: Booster, rounds: int, best: float) -> None:
         if rounds % training.report_every:
@@ -137,21 +151,32 @@ def boost_in_process(
         if metric == "average_precision":
             value = best
         else:
-            value = validation_metrics(raw_scores(booster, matrix), validation, policy)[metric]
+            value = validation_metrics(raw_scores(booster, matrix), newest_validation, policy)[
+                metric
+            ]
         tune.report({metric: value, ROUNDS: rounds})
 
-    family, *_ = split_config(config)
-    fitted = fit_frame(
-        config,
-        train,
-        validation,
-        features,
-        training,
-        threads=training.cpus_per_trial,
-        callbacks=[progress_callback(family, report)],
-    )
-    metrics = validation_metrics(raw_scores(fitted.booster, matrix), validation, policy)
-    _report_final(metrics, fitted.booster, family, fitted.best_iteration, fitted.rounds)
+    def boost(fold: Fold, fold_validation: pd.DataFrame, callbacks: list[Any]) -> Fitted:
+        return fit_frame(
+            config,
+            filter_window(train, fold.train),
+            fold_validation,
+            features,
+            training,
+            threads=training.cpus_per_trial,
+            callbacks=callbacks,
+        )
+
+    first = boost(newest, newest_validation, [progress_callback(family, report)])
+    judged = [
+        (first, validation_metrics(raw_scores(first.booster, matrix), newest_validation, policy))
+    ]
+    for fold in older:
+        fold_validation = filter_window(validation, fold.validation)
+        fitted = boost(fold, fold_validation, [])
+        scores = raw_scores(fitted.booster, fold_validation[features].to_numpy(dtype=np.float64))
+        judged.append((fitted, validation_metrics(scores, fold_validation, policy)))
+    _report_final(*_over_folds(judged), family)
 
 
 def boost_on_ray_train(
@@ -159,34 +184,67 @@ def boost_on_ray_train(
     *,
     train: ray.data.Dataset,
     validation: pd.DataFrame,
+    folds: tuple[Fold, ...],
     features: list[str],
     settings: Settings,
     policy: CostPolicy,
     storage_path: str,
 ) -> None:
-    """A trial that drives a Ray Train run, for a split too big for one process."""
+    """A trial that drives a Ray Train run per fold, for a split too big for one process."""
     configure_data(settings.ray)  # a trial runs in a process of its own, with Ray's defaults
     ray.data.DataContext.get_current().enable_progress_bars = False
     family, params, strategy, ratio = split_config(config)
-    resampled = resample_dataset(
-        train, features, Resampling(strategy=strategy, ratio=ratio, seed=settings.training.seed)
-    )
-    model = train_model(
-        resampled.data,
-        ray.data.from_pandas(validation[[*features, LABEL]]),
-        features,
-        family,
-        params,
-        settings.training,
-        storage_path,
-        scale_pos_weight=resampled.scale_pos_weight,
-    )
-    metrics = validation_metrics(model.predict_raw(validation), validation, policy)
-    _report_final(metrics, model.booster, family, model.best_iteration, model.rounds)
+    judged = []
+    for fold in folds:
+        fold_validation = filter_window(validation, fold.validation)
+        resampled = resample_dataset(
+            filter_window(train, fold.train).materialize(),
+            features,
+            Resampling(strategy=strategy, ratio=ratio, seed=settings.training.seed),
+        )
+        model = train_model(
+            resampled.data,
+            ray.data.from_pandas(fold_validation[[*features, LABEL]]),
+            features,
+            family,
+            params,
+            settings.training,
+            storage_path,
+            scale_pos_weight=resampled.scale_pos_weight,
+        )
+        fitted = Fitted(model.booster, model.best_iteration, model.rounds)
+        judged.append(
+            (
+                fitted,
+                validation_metrics(model.predict_raw(fold_validation), fold_validation, policy),
+            )
+        )
+    _report_final(*_over_folds(judged), family)
+
+
+def _over_folds(
+    judged: list[tuple[Fitted, dict[str, float]]],
+) -> tuple[dict[str, float], Booster, int, int]:
+    """Mean metrics over the folds, each fold's average precision too, the rounds boosted in
+    all, the newest fold's booster and round count, and the mean best round (0-based) a refit
+    trains up to."""
+    metrics = {
+        name: float(np.mean([fold_metrics[name] for _, fold_metrics in judged]))
+        for name in judged[0][1]
+    }
+    if len(judged) > 1:
+        metrics |= {
+            f"average_precision_fold{k}": fold_metrics["average_precision"]
+            for k, (_, fold_metrics) in enumerate(judged)
+        }
+    metrics[ROUNDS_TRAINED] = sum(fitted.rounds for fitted, _ in judged)
+    best_iteration = round(float(np.mean([fitted.best_iteration for fitted, _ in judged])))
+    newest = judged[0][0]
+    return metrics, newest.booster, best_iteration, newest.rounds
 
 
 def _report_final(
-    metrics: dict[str, float], booster: Booster, family: Family, best_iteration: int, rounds: int
+    metrics: dict[str, float], booster: Booster, best_iteration: int, rounds: int, family: Family
 ) -> None:
     metrics = {**metrics, "best_iteration": best_iteration, ROUNDS: rounds}
     with tempfile.TemporaryDirectory() as folder:

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import ray.data
 from sklearn.metrics import average_precision_score
 
-from fraud_ray.boosters import load_booster
+from fraud_ray.boosters import load_booster, raw_scores
 from fraud_ray.costs import CostPolicy
-from fraud_ray.schema import AMOUNT, LABEL
+from fraud_ray.data import Fold, TimeWindow
+from fraud_ray.schema import AMOUNT, LABEL, TIMESTAMP
 from fraud_ray.settings import CostSettings, Settings, TrainingSettings
 from fraud_ray.training.distributed import train_model
 from fraud_ray.training.resampling import Resampling, resample_dataset
@@ -21,12 +23,29 @@ from fraud_ray.training.trial import fit_frame, training_frame
 
 from .test_training import FEATURES, synthetic
 
+DAY0 = pd.Timestamp("2025-01-01", tz="UTC")
+
+
+def week(first_day: int) -> TimeWindow:
+    return TimeWindow(DAY0 + pd.Timedelta(days=first_day), DAY0 + pd.Timedelta(days=first_day + 7))
+
+
+def dated(frame: pd.DataFrame, first_day: int, days: int) -> pd.DataFrame:
+    """``frame`` spread evenly over ``days`` days from day ``first_day``, in time order."""
+    start = DAY0 + pd.Timedelta(days=first_day)
+    step = pd.Timedelta(days=days) / len(frame)
+    frame[TIMESTAMP] = [start + i * step for i in range(len(frame))]
+    frame[AMOUNT] = 50.0
+    return frame
+
 
 def frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    train, validation, test = synthetic(4000, 11), synthetic(3000, 12), synthetic(2000, 13)
-    for frame in (train, validation, test):
-        frame[AMOUNT] = 50.0
-    return train, validation, test
+    """A training week, a validation week after a week's delay, and a test set."""
+    train, validation = dated(synthetic(4000, 11), 0, 7), dated(synthetic(3000, 12), 14, 7)
+    return train, validation, dated(synthetic(2000, 13), 28, 7)
+
+
+ONE_FOLD = (Fold(week(0), week(14)),)
 
 
 def test_weak_trials_stop_before_the_round_budget(ray_session: None, tmp_path: Path) -> None:
@@ -43,6 +62,7 @@ def test_weak_trials_stop_before_the_round_budget(ray_session: None, tmp_path: P
     outcome = tune_models(
         ray.data.from_pandas(train).materialize(),
         validation,
+        ONE_FOLD,
         FEATURES,
         settings,
         CostPolicy.from_settings(CostSettings()),
@@ -57,6 +77,41 @@ def test_weak_trials_stop_before_the_round_budget(ray_session: None, tmp_path: P
     assert rounds.max() == budget  # the trials ASHA let through boosted the whole budget
     assert outcome.metrics["average_precision"] > 0.5
     assert outcome.booster_file.exists()
+
+
+def test_trials_are_judged_on_the_mean_over_their_folds(ray_session: None, tmp_path: Path) -> None:
+    train = dated(synthetic(6000, 21), 0, 14)
+    validation = dated(synthetic(5000, 22), 14, 14)
+    # The newest fold: train days 7-13, validated on days 21-27; the older one a week earlier.
+    folds = (Fold(week(7), week(21)), Fold(week(0), week(14)))
+    settings = Settings(
+        split={"validation_folds": 2},
+        training={"families": ["xgboost"], "num_boost_round": 40, "early_stopping_rounds": 5},
+    )
+    outcome = tune_models(
+        ray.data.from_pandas(train).materialize(),
+        validation,
+        folds,
+        FEATURES,
+        settings,
+        CostPolicy.from_settings(CostSettings()),
+        tmp_path,
+        trials=2,
+        time_budget_s=600,
+    )
+
+    trials = outcome.trials.dropna(subset=["average_precision_fold1"])
+    assert len(trials) >= 1
+    np.testing.assert_allclose(
+        trials["average_precision"],
+        (trials["average_precision_fold0"] + trials["average_precision_fold1"]) / 2,
+    )
+    assert (trials["average_precision_fold0"] != trials["average_precision_fold1"]).all()
+    # The booster kept is the newest fold's: its score on that fold's validation rows is fold 0's.
+    booster = load_booster("xgboost", outcome.booster_file)
+    newest = validation[folds[0].validation.contains(validation[TIMESTAMP]).to_numpy()]
+    ap = average_precision_score(newest[LABEL], raw_scores(booster, newest[FEATURES].to_numpy()))
+    assert ap == pytest.approx(outcome.metrics["average_precision_fold0"])
 
 
 def test_a_trial_and_ray_train_give_the_same_model(ray_session: None, tmp_path: Path) -> None:

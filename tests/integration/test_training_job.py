@@ -133,3 +133,45 @@ def test_champion_is_found_once_trained(training_run: tuple) -> None:
     found = ensure_champion(settings, train_if_missing=True)
     assert found.uri == result.registered.uri
     assert found.trained is None
+
+
+def test_trials_can_be_judged_over_several_weeks(ray_session: None, tmp_path: Path) -> None:
+    """Two validation folds in the handbook's layout: every fold's labels end where training
+    ends, and the registered model records the folds and their figures."""
+    rng = np.random.default_rng(4)
+    rows = 12_000
+    seconds = np.sort(rng.uniform(0, 60 * 86400, rows)).round()
+    v1 = rng.normal(size=rows)
+    fraud = (v1 + 0.5 * rng.normal(size=rows) > 2.0).astype(int)
+    pd.DataFrame({"secs": seconds, "v1": v1, "amt": rng.uniform(1, 200, rows), "y": fraud}).to_csv(
+        tmp_path / "own.csv", index=False
+    )
+    mapping = DatasetMapping(
+        time="secs",
+        time_unit="s",
+        time_origin="2024-01-01",
+        amount="amt",
+        label="y",
+        features=["v1"],
+    )
+    settings = small_settings(tmp_path).updated(
+        {"split": {"layout": "before", "validation_folds": 2}}
+    )
+    result = train(
+        settings,
+        tmp_path / "own.csv",
+        mapping,
+        train_start=pd.Timestamp("2024-01-29", tz="UTC"),
+        trials=1,
+    )
+
+    folds = result.splits.folds
+    assert len(folds) == 2
+    assert folds[1].validation.end == folds[0].validation.start  # one week back
+    assert folds[0].validation.end == result.splits.train.end
+    assert result.tuning["average_precision"] == pytest.approx(
+        (result.tuning["average_precision_fold0"] + result.tuning["average_precision_fold1"]) / 2
+    )
+    run = mlflow.MlflowClient(settings.mlflow.tracking_uri).get_run(result.registered.run_id)
+    assert run.data.params["validation_folds"] == "2"
+    assert "tuning_average_precision_fold1" in run.data.metrics

@@ -13,6 +13,7 @@ import pytest
 
 from fraud_ray.data import (
     DataValidationError,
+    Fold,
     TimeWindow,
     apply_mapping,
     assign_split,
@@ -448,14 +449,46 @@ def test_validation_before_training_keeps_the_training_length_of_train_end() -> 
     assert splits.test.start == START + timedelta(days=28)
 
 
-@pytest.mark.parametrize(("split", "lead_days"), [(SPLIT, 0), (BEFORE, 7 + 5)])
+@pytest.mark.parametrize(
+    ("split", "lead_days"),
+    [
+        (SPLIT, 0),
+        (BEFORE, 7 + 5),
+        (SPLIT.model_copy(update={"validation_folds": 3}), 2 * 5),
+        (BEFORE.model_copy(update={"validation_folds": 3}), 7 + 5 + 2 * 5),
+    ],
+)
 def test_the_tuning_lead_is_how_far_back_the_first_window_starts(
     split: SplitSettings, lead_days: int
 ) -> None:
     lead = tuning_lead(split, timedelta(days=7))
 
     assert lead == timedelta(days=lead_days)
-    assert time_splits(START + lead, split, timedelta(days=7)).tuning.start == START
+    splits = time_splits(START + lead, split, timedelta(days=7))
+    assert splits.folds[-1].train.start == splits.all_tuning.start == START
+
+
+@pytest.mark.parametrize("layout", ["after", "before"])
+@pytest.mark.parametrize("folds", [1, 2, 4])
+def test_folds_are_the_first_fold_shifted_back_one_validation_window_at_a_time(
+    layout: str, folds: int
+) -> None:
+    split = SplitSettings(
+        train_days=10, validation_days=5, test_days=3, layout=layout, validation_folds=folds
+    )
+    splits = time_splits(START, split, timedelta(days=2))
+
+    assert len(splits.folds) == folds
+    assert splits.folds[0] == Fold(splits.tuning, splits.validation)
+    for k, fold in enumerate(splits.folds):
+        back = timedelta(days=5 * k)
+        assert fold.train == TimeWindow(splits.tuning.start - back, splits.tuning.end - back)
+        assert fold.validation.start - fold.train.end == timedelta(days=2)  # the label delay
+        assert fold.validation.end - fold.validation.start == timedelta(days=5)
+    # No fold validates on a label the test week's model could not have had.
+    assert splits.all_validation.end <= splits.test.start - timedelta(days=2)
+    if layout == "before":
+        assert splits.all_validation.end == splits.train.end
 
 
 def test_windows_are_half_open_and_gaps_belong_to_no_split() -> None:
