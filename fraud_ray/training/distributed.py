@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,15 +113,15 @@ def train_model(
     data it no longer has) every one of ``settings.num_boost_round`` rounds is kept and the
     metrics are empty.
 
-    The datasets are cut to the features and the label, materialised and split into one shard per
-    worker before the workers start, and each worker gets its shard's Arrow blocks as object
-    references. Measured on 1M rows, reading a shard through Ray Train's dataset iterator took ~8 s
-    (a split coordinator actor and a streaming executor per worker) against well under a second for
-    ``ray.get`` of the same blocks; and the workers hold their CPUs for the whole run, so a pipeline
-    still to be executed could wait for CPUs they never free. Shards are equal in size (at most one
-    row per extra worker is left out) so no worker waits for a bigger one at each round.
-    ``storage_path`` is where Ray Train keeps the run; on a multi-node cluster it must be storage
-    every node reaches.
+    The datasets are cut to the features and the label, executed and (for several workers) split
+    into one shard per worker before the workers start, and each worker gets its shard's Arrow
+    blocks as object references: reading a shard through Ray Train's dataset iterator costs a split
+    coordinator actor and a streaming executor per worker, where ``ray.get`` of the blocks costs
+    next to nothing; and the workers hold their CPUs for the whole run, so a pipeline still to be
+    executed could wait for CPUs they never free. Shards are equal in size (at most one row per
+    extra worker is left out) so no worker waits for a bigger one at each round. One worker runs
+    in Ray Train's local mode, in this process. ``storage_path`` is where Ray Train keeps the run;
+    on a multi-node cluster it must be storage every node reaches.
     """
     if not features:
         raise ValueError("training needs at least one feature")
@@ -133,38 +135,48 @@ def train_model(
         "early_stopping_rounds": settings.early_stopping_rounds,
     }
     columns = [*features, LABEL]
-    train = train.select_columns(columns).materialize()
-    config["train_shards"] = [
-        shard.to_arrow_refs() for shard in train.split(settings.num_workers, equal=True)
-    ]
+    train = train.select_columns(columns)
+    if settings.num_workers == 1:
+        config["train_shards"] = [train.to_arrow_refs()]
+    else:
+        config["train_shards"] = [
+            shard.to_arrow_refs()
+            for shard in train.materialize().split(settings.num_workers, equal=True)
+        ]
     config["validation"] = (
-        None
-        if validation is None
-        else validation.select_columns(columns).materialize().to_arrow_refs()
+        None if validation is None else validation.select_columns(columns).to_arrow_refs()
     )
-    trainer = _TRAINERS[family](
-        _train_per_worker,
-        train_loop_config=config,
-        scaling_config=ScalingConfig(
-            num_workers=settings.num_workers,
-            resources_per_worker={"CPU": settings.cpus_per_worker},
-        ),
-        run_config=RunConfig(
-            storage_path=storage_path, checkpoint_config=CheckpointConfig(num_to_keep=1)
-        ),
-    )
-    result = trainer.fit()
-    if result.checkpoint is None:
-        raise RuntimeError("Ray Train finished without a model checkpoint")
-    with result.checkpoint.as_directory() as folder:
-        root = Path(folder)
-        booster: Booster = load_booster(family, root / BOOSTER_FILES[family])
-        workers = tuple(
-            sorted(
-                (WorkerRun(**json.loads(path.read_text())) for path in root.glob("worker-*.json")),
-                key=lambda run: run.rank,
-            )
+    with tempfile.TemporaryDirectory() as local_checkpoint:
+        if settings.num_workers == 1:
+            config["checkpoint_dir"] = local_checkpoint
+        trainer = _TRAINERS[family](
+            _train_per_worker,
+            train_loop_config=config,
+            scaling_config=ScalingConfig(
+                # One worker has nothing to coordinate: Ray Train's local mode runs the same
+                # function in this process, without the controller and worker group start-up.
+                num_workers=0 if settings.num_workers == 1 else settings.num_workers,
+                resources_per_worker={"CPU": settings.cpus_per_worker},
+            ),
+            run_config=RunConfig(
+                storage_path=storage_path, checkpoint_config=CheckpointConfig(num_to_keep=1)
+            ),
         )
+        result = trainer.fit()
+        if result.checkpoint is None:
+            raise RuntimeError("Ray Train finished without a model checkpoint")
+        with result.checkpoint.as_directory() as folder:
+            root = Path(folder)
+            booster: Booster = load_booster(family, root / BOOSTER_FILES[family])
+            workers = tuple(
+                sorted(
+                    (
+                        WorkerRun(**json.loads(path.read_text()))
+                        for path in root.glob("worker-*.json")
+                    ),
+                    key=lambda run: run.rank,
+                )
+            )
     metrics = dict(result.metrics)
     return TrainedModel(
         booster=booster,
@@ -201,7 +213,7 @@ def _train_per_worker(config: dict[str, Any]) -> None:
         train_rows=len(train[1]),
         world_size=world_size,
     )
-    with tempfile.TemporaryDirectory() as folder:
+    with _checkpoint_dir(config.get("checkpoint_dir")) as folder:
         root = Path(folder)
         (root / f"worker-{rank}.json").write_text(json.dumps(asdict(run)))
         metrics: dict[str, float] = {
@@ -216,6 +228,18 @@ def _train_per_worker(config: dict[str, Any]) -> None:
                 metrics["roc_auc"] = float(roc_auc_score(validation[1], scores))
             metrics["worker_seconds"] = time.perf_counter() - started
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
+
+
+@contextmanager
+def _checkpoint_dir(kept: str | None) -> Iterator[str]:
+    """Where a worker writes its checkpoint: a folder of its own, which Ray Train copies to
+    storage when the report returns, or in local mode the caller's folder, since local mode keeps
+    the reported checkpoint where it was written."""
+    if kept is not None:
+        yield kept
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        yield folder
 
 
 def _join_collective(family: Family, params: dict[str, Any]) -> tuple[dict[str, Any], int]:
