@@ -103,6 +103,8 @@ def main() -> None:
     body = report(weeks, data, options, load)
     print(body)
     name = f"quality_{options.layout}_k{options.validation_folds}"
+    if options.first_train_day != HANDBOOK_TRAIN_DAY:
+        name += f"_day{options.first_train_day}"
     write_section(name, body, script="quality")
 
 

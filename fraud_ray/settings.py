@@ -185,9 +185,9 @@ class SplitSettings(Section):
     train_window: PositiveDuration = WEEK
     validation_window: PositiveDuration = WEEK
     test_window: PositiveDuration = WEEK
-    layout: SplitLayout = "after"
+    layout: SplitLayout = "before"
     validation_folds: PositiveInt = Field(
-        1,
+        4,
         description="prequential folds a trial is judged on (mean over them): the tuning and "
         "validation windows, and copies shifted back one validation window at a time",
     )

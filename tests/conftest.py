@@ -116,7 +116,8 @@ def small_settings(root: Path, **training: object) -> Settings:
             "artifact_location": str(root / "artifacts"),
             "model_name": "fraud-test",
         },
-        split={"train_days": 14},
+        # The quickest layout, one fold and no refit; the job's own tests cover the default's.
+        split={"train_days": 14, "layout": "after", "validation_folds": 1},
         training={"num_boost_round": 60, "families": ["xgboost"], "trials": 2, **training},
         decisions={"url": f"sqlite:///{root / 'decisions.db'}"},
     )

@@ -16,7 +16,7 @@ from fraud_ray.cli.common import console, fail, progress_bars, settings
 
 def demo(
     customers: Annotated[int, typer.Option(min=50, help="Simulated customers.")] = 1000,
-    days: Annotated[int, typer.Option(min=70, help="Simulated days (training needs 66).")] = 100,
+    days: Annotated[int, typer.Option(min=90, help="Simulated days (training needs 87).")] = 100,
     replay_days: Annotated[
         int,
         typer.Option(

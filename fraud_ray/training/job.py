@@ -21,7 +21,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -134,6 +134,7 @@ def train(
         else _default_start(first, spec) + tuning_lead(settings.split, spec.label_delay)
     )
     splits = time_splits(start, settings.split, spec.label_delay, train_end)
+    splits, fold_notes = _folds_in_data(splits, first)
     tuning_split = filter_window(table, splits.all_tuning).materialize()
     validations = _frame(filter_window(table, splits.all_validation), spec)
     test = _frame(filter_window(table, splits.test), spec)
@@ -188,7 +189,7 @@ def train(
     validation_probabilities = calibrator.transform(raw_validation)
     validation_metrics = evaluate(validation, validation_probabilities, policy)
     test_metrics: dict[str, float] = {}
-    notes = _test_coverage(splits.test, pd.Timestamp(summary[f"max({TIMESTAMP})"]))
+    notes = fold_notes + _test_coverage(splits.test, pd.Timestamp(summary[f"max({TIMESTAMP})"]))
     unseen = without_known_compromised_cards(test, _frauds(table), splits, spec.label_delay)
     if len(unseen) and unseen[LABEL].nunique() == 2:
         test_metrics = evaluate(unseen, model.probabilities(unseen[spec.names].to_numpy()), policy)
@@ -352,6 +353,20 @@ def _refit(
         scale_pos_weight=resampled.scale_pos_weight,
     )
     return trained.booster
+
+
+def _folds_in_data(splits: TimeSplits, first: pd.Timestamp) -> tuple[TimeSplits, tuple[str, ...]]:
+    """The validation folds whose training starts inside the data: a short file (hours or days
+    of payments) holds fewer earlier weeks than ``split.validation_folds`` asks for."""
+    first = first.tz_localize("UTC") if first.tzinfo is None else first.tz_convert("UTC")
+    kept = [splits.folds[0], *(fold for fold in splits.folds[1:] if fold.train.start >= first)]
+    if len(kept) == len(splits.folds):
+        return splits, ()
+    note = (
+        f"{len(kept)} of the {len(splits.folds)} validation folds fit in the data (the first "
+        f"transaction is at {first:%Y-%m-%d %H:%M}): trials are judged on {len(kept)}"
+    )
+    return replace(splits, folds=tuple(kept)), (note,)
 
 
 def _test_coverage(test: TimeWindow, last: pd.Timestamp) -> tuple[str, ...]:

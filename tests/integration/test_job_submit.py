@@ -43,6 +43,7 @@ def test_tune_py_runs_as_a_job_and_registers_a_model(tmp_path: Path) -> None:
             "FRAUD_RAY_TRAINING_FAMILIES": '["xgboost"]',
             "FRAUD_RAY_TRAINING_NUM_BOOST_ROUND": "40",
             "FRAUD_RAY_SPLIT_TRAIN_DAYS": "14",
+            "FRAUD_RAY_SPLIT_VALIDATION_FOLDS": "1",  # 75 days hold one fold, not four
         }
     }
     with ray_head(env, 2, tmp_path / "ray-head.log") as address:

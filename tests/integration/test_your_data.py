@@ -79,12 +79,16 @@ def test_a_two_day_file_trains_scores_and_evaluates(ray_session: None, workspace
             "8h",
             "--layout",
             "before",
+            "--validation-folds",
+            "3",
         ],
     )
     assert trained.exit_code == 0, trained.output
     result = json_line(trained.stdout)
     assert result["validation"]["average_precision"] > 0.3
     assert "inside the test window" in " ".join(result["notes"])
+    # The file holds no earlier 8-hour folds: the trials are judged on the one there is.
+    assert "1 of the 3 validation folds fit in the data" in " ".join(result["notes"])
     assert "rows" in trained.output and "label rate" in trained.output  # the data summary
 
     scored_file = workspace / "scored.parquet"

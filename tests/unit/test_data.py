@@ -395,7 +395,9 @@ def test_unparseable_mapping_yaml(tmp_path: Path) -> None:
 # --- time splits --------------------------------------------------------------------------------
 
 START = datetime(2025, 4, 1, tzinfo=UTC)
-SPLIT = SplitSettings(train_days=10, validation_days=5, test_days=3)
+SPLIT = SplitSettings(
+    train_days=10, validation_days=5, test_days=3, validation="after", validation_folds=1
+)
 
 
 @pytest.mark.parametrize("delay", [0, 1, 7])
@@ -420,7 +422,9 @@ def test_validation_after_training_tunes_on_the_training_window(delay: int) -> N
     assert not splits.refit
 
 
-BEFORE = SplitSettings(train_days=10, validation_days=5, test_days=3, validation="before")
+BEFORE = SplitSettings(
+    train_days=10, validation_days=5, test_days=3, validation="before", validation_folds=1
+)
 
 
 @pytest.mark.parametrize("delay", [0, 1, 7])
@@ -579,7 +583,7 @@ def _day(day: int, hour: int = 12) -> datetime:
 
 def test_known_compromised_cards_leave_the_test_day_by_day() -> None:
     """Train days 0-6, validation 14-20, test 28-34: a fraud on day F is known from F + 8."""
-    splits = time_splits(START, SplitSettings(), timedelta(days=7))
+    splits = time_splits(START, SplitSettings(layout="after"), timedelta(days=7))
     frauds = {
         "before-training": -5,  # older than the training window: not counted, as in the handbook
         "in-training": 3,  # known from day 11: blocked through the whole test week
@@ -611,7 +615,7 @@ def test_known_compromised_cards_leave_the_test_day_by_day() -> None:
 
 
 def test_a_fraud_is_known_from_the_day_after_the_delay_whatever_its_hour() -> None:
-    splits = time_splits(START, SplitSettings(), timedelta(days=0))
+    splits = time_splits(START, SplitSettings(layout="after"), timedelta(days=0))
     late = START + timedelta(days=10, hours=23, minutes=59)
     history = pd.DataFrame({CARD_ID: ["c"], TIMESTAMP: [late], LABEL: [1]})
     test = pd.DataFrame(
@@ -630,7 +634,7 @@ def test_a_fraud_is_known_from_the_day_after_the_delay_whatever_its_hour() -> No
 
 
 def test_without_frauds_or_cards_every_test_row_stays() -> None:
-    splits = time_splits(START, SplitSettings(), timedelta(days=7))
+    splits = time_splits(START, SplitSettings(layout="after"), timedelta(days=7))
     test = pd.DataFrame({CARD_ID: ["a"], TIMESTAMP: [_day(28)]})
 
     assert len(without_known_compromised_cards(test, pd.DataFrame(), splits, 7)) == 1

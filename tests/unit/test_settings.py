@@ -16,7 +16,7 @@ def test_defaults_come_from_the_shipped_yaml(monkeypatch: pytest.MonkeyPatch) ->
     assert settings.features.windows == [timedelta(days=d) for d in (1, 7, 30)]
     assert settings.features.label_delay == timedelta(days=7)
     assert str(settings.simulator.start) == "2025-04-01"
-    assert settings.split.layout == "after"
+    assert (settings.split.layout, settings.split.validation_folds) == ("before", 4)
     assert settings.split.validation_window == timedelta(days=7)
 
 
@@ -157,7 +157,7 @@ def test_settings_written_in_days_still_read(tmp_path: Path) -> None:
     config = tmp_path / "old.yaml"
     config.write_text(
         "features:\n  windows_days: [1, 7]\n  label_delay_days: 3\n"
-        "split:\n  train_days: 14\n  validation_days: 5\n  test_days: 2\n  validation: before\n"
+        "split:\n  train_days: 14\n  validation_days: 5\n  test_days: 2\n  validation: after\n"
     )
     settings = load_settings(config)
     assert settings.features.windows == [timedelta(days=1), timedelta(days=7)]
@@ -165,7 +165,7 @@ def test_settings_written_in_days_still_read(tmp_path: Path) -> None:
     assert settings.split.train_window == timedelta(days=14)
     assert settings.split.validation_window == timedelta(days=5)
     assert settings.split.test_window == timedelta(days=2)
-    assert settings.split.layout == "before"
+    assert settings.split.layout == "after"
 
 
 def test_an_override_in_durations_wins_over_a_file_in_days(tmp_path: Path) -> None:
