@@ -7,6 +7,12 @@ follow any monotone distortion but needs data; Platt scaling (a logistic curve i
 score) needs little data but only fixes sigmoid-shaped distortions. Which one suits a model is
 decided out of sample, by a time-ordered cross-fit on the validation data.
 
+Isotonic regression maps whole ranges of scores onto one probability: with few frauds in the
+validation data the top of the range is one flat step, and every transaction on it would tie. The
+booster's order is what catches fraud (average precision, the top cards of a day), so the
+probabilities are nudged by one millionth of the raw score: strictly increasing in it, and no
+further from the calibrated value than any cost decision can tell.
+
 The fitted mapping is kept as a handful of plain numbers rather than scikit-learn objects, so a
 calibrator stored with a model in MLflow still loads after scikit-learn is upgraded, and it can be
 written as JSON.
@@ -26,6 +32,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
 CalibrationMethod = Literal["isotonic", "platt"]
+TIE_BREAK = 1e-6  # the share of the raw score mixed into a probability to keep the booster's order
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,10 +136,13 @@ class Calibrator:
         return self
 
     def transform(self, raw_scores: ArrayLike) -> NDArray[np.float64]:
-        """Calibrated probabilities, non-decreasing in the raw score and within [0, 1]."""
+        """Calibrated probabilities within [0, 1], strictly increasing in the raw score, so
+        they rank transactions as the booster does."""
         if not hasattr(self, "_mapping"):
             raise NotFittedError("this Calibrator is not fitted yet: call fit first")
-        return np.clip(self._mapping(_scores(raw_scores)), 0.0, 1.0)
+        scores = _scores(raw_scores)
+        mapped = np.clip(self._mapping(scores), 0.0, 1.0)
+        return (1.0 - TIE_BREAK) * mapped + TIE_BREAK * scores
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description that ``from_dict`` turns back into the same calibrator."""

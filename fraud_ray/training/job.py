@@ -63,6 +63,7 @@ from fraud_ray.training.trial import fit_frame, fits_one_process, split_config, 
 
 TUNING_EXPERIMENT = "fraud-ray-tuning"
 REFERENCE_ROWS = 5000
+MIN_VALIDATION_FRAUDS = 30  # below this, model choice and early stopping follow noise
 
 
 class TrainingError(ValueError):
@@ -189,7 +190,11 @@ def train(
     validation_probabilities = calibrator.transform(raw_validation)
     validation_metrics = evaluate(validation, validation_probabilities, policy)
     test_metrics: dict[str, float] = {}
-    notes = fold_notes + _test_coverage(splits.test, pd.Timestamp(summary[f"max({TIMESTAMP})"]))
+    notes = (
+        fold_notes
+        + _few_validation_frauds(validations, splits, outcome.metrics)
+        + _test_coverage(splits.test, pd.Timestamp(summary[f"max({TIMESTAMP})"]))
+    )
     unseen = without_known_compromised_cards(test, _frauds(table), splits, spec.label_delay)
     if len(unseen) and unseen[LABEL].nunique() == 2:
         test_metrics = evaluate(unseen, model.probabilities(unseen[spec.names].to_numpy()), policy)
@@ -367,6 +372,25 @@ def _folds_in_data(splits: TimeSplits, first: pd.Timestamp) -> tuple[TimeSplits,
         f"transaction is at {first:%Y-%m-%d %H:%M}): trials are judged on {len(kept)}"
     )
     return replace(splits, folds=tuple(kept)), (note,)
+
+
+def _few_validation_frauds(
+    validations: pd.DataFrame, splits: TimeSplits, tuning: dict[str, float]
+) -> tuple[str, ...]:
+    """A warning when the validation windows hold too few frauds to choose by: a handful of
+    frauds can all rank on top after a few rounds, every trial then scores alike, and early
+    stopping keeps the first of many equal rounds."""
+    frauds = sum(
+        int(filter_window(validations, fold.validation)[LABEL].sum()) for fold in splits.folds
+    )
+    if frauds >= MIN_VALIDATION_FRAUDS:
+        return ()
+    return (
+        f"the validation windows hold {frauds} frauds (the winner's validation AP "
+        f"{tuning.get('average_precision', float('nan')):.3f}): too few to choose a model or a "
+        f"round count by; widen --validation-window or add --validation-folds for at least "
+        f"{MIN_VALIDATION_FRAUDS}",
+    )
 
 
 def _test_coverage(test: TimeWindow, last: pd.Timestamp) -> tuple[str, ...]:

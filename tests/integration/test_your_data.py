@@ -89,6 +89,8 @@ def test_a_two_day_file_trains_scores_and_evaluates(ray_session: None, workspace
     assert "inside the test window" in " ".join(result["notes"])
     # The file holds no earlier 8-hour folds: the trials are judged on the one there is.
     assert "1 of the 3 validation folds fit in the data" in " ".join(result["notes"])
+    # Nine frauds in the 8-hour validation window: the user is told model choice is noise there.
+    assert "too few to choose a model" in " ".join(result["notes"])
     assert "rows" in trained.output and "label rate" in trained.output  # the data summary
 
     scored_file = workspace / "scored.parquet"
