@@ -121,9 +121,11 @@ def tune_models(
             {"cpu": training.cpus_per_trial},
         )
     else:
-        # The trial only drives Ray Train, whose workers hold the CPUs; a whole CPU held by the
-        # driver too would leave a two-core machine with none for the workers (and Ray refuses
-        # an empty request, hence a sliver).
+        # The trial only drives Ray Train, whose workers hold the CPUs. Any CPU the trial held,
+        # even a sliver, would be missing when the workers ask for every core (two workers of
+        # one CPU on two cores wait for ever); Tune refuses an empty request, so the trial asks
+        # for one byte of memory instead. Ray Data's tasks and Ray Train's worker group are
+        # scheduled outside the trial's placement group.
         trainable = tune.with_resources(
             tune.with_parameters(
                 boost_on_ray_train,
@@ -135,7 +137,7 @@ def tune_models(
                 policy=policy,
                 storage_path=str(storage_path),
             ),
-            {"cpu": 0.01},
+            {"cpu": 0, "memory": 1},
         )
     tuner = tune.Tuner(
         trainable,

@@ -156,3 +156,37 @@ def test_a_trial_and_ray_train_give_the_same_model(
         np.testing.assert_allclose(
             in_process.booster.inplace_predict(matrix), on_ray_train.predict_raw(matrix), atol=0.02
         )
+
+
+def test_a_split_that_needs_workers_tunes_on_ray_train(ray_session: None, tmp_path: Path) -> None:
+    """Above ``in_process_max_rows`` with two workers a trial drives a Ray Train run per fold."""
+    train = dated(synthetic(4000, 31), 0, 14)
+    validation = dated(synthetic(3000, 32), 14, 14)
+    folds = (Fold(week(7), week(21)), Fold(week(0), week(14)))
+    settings = Settings(
+        training={
+            "families": ["xgboost"],
+            "num_workers": 2,
+            "in_process_max_rows": 100,
+            "num_boost_round": 30,
+            "early_stopping_rounds": 5,
+        }
+    )
+    outcome = tune_models(
+        ray.data.from_pandas(train).materialize(),
+        validation,
+        folds,
+        FEATURES,
+        settings,
+        CostPolicy.from_settings(CostSettings()),
+        tmp_path,
+        trials=1,
+        time_budget_s=600,
+    )
+
+    assert outcome.metrics["average_precision"] == pytest.approx(
+        (outcome.metrics["average_precision_fold0"] + outcome.metrics["average_precision_fold1"])
+        / 2
+    )
+    assert outcome.metrics["average_precision"] > 0.5
+    assert load_booster("xgboost", outcome.booster_file).num_boosted_rounds() <= 30
