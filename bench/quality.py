@@ -47,7 +47,7 @@ from fraud_ray.metrics import evaluate
 from fraud_ray.registry import Registry
 from fraud_ray.runtime import init_ray
 from fraud_ray.schema import CARD_ID, LABEL, TIMESTAMP
-from fraud_ray.settings import Settings, SimulatorSettings
+from fraud_ray.settings import Settings, SimulatorSettings, SplitSettings
 from fraud_ray.simulator import write_simulation
 from fraud_ray.training.job import TUNING_EXPERIMENT, train
 
@@ -85,9 +85,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="an existing simulation (fraud-ray simulate)")
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--folds", type=int, default=4, help="test weeks, one week apart")
-    parser.add_argument("--layout", choices=["before", "after"], default="before")
+    parser.add_argument("--layout", choices=["before", "after"], default=SplitSettings().layout)
     parser.add_argument(
-        "--validation-folds", type=int, default=1, help="split.validation_folds of every training"
+        "--validation-folds",
+        type=int,
+        default=SplitSettings().validation_folds,
+        help="split.validation_folds of every training",
     )
     parser.add_argument(
         "--first-train-day",
