@@ -141,9 +141,8 @@ def boost_in_process(
     """
     training = settings.training
     family, *_ = split_config(config)
-    newest, *older = folds
-    newest_validation = filter_window(validation, newest.validation)
-    matrix = newest_validation[features].to_numpy(dtype=np.float64)
+    validations = [filter_window(validation, fold.validation) for fold in folds]
+    matrices = [rows[features].to_numpy(dtype=np.float64) for rows in validations]
 
     def report(booster: Booster, rounds: int, best: float) -> None:
         if rounds % training.report_every:
@@ -151,31 +150,24 @@ def boost_in_process(
         if metric == "average_precision":
             value = best
         else:
-            value = validation_metrics(raw_scores(booster, matrix), newest_validation, policy)[
-                metric
-            ]
+            scores = raw_scores(booster, matrices[0])
+            value = validation_metrics(scores, validations[0], policy)[metric]
         tune.report({metric: value, ROUNDS: rounds})
 
-    def boost(fold: Fold, fold_validation: pd.DataFrame, callbacks: list[Any]) -> Fitted:
-        return fit_frame(
+    judged = []
+    for k, (fold, rows, matrix) in enumerate(zip(folds, validations, matrices, strict=True)):
+        fitted = fit_frame(
             config,
             filter_window(train, fold.train),
-            fold_validation,
+            rows,
             features,
             training,
             threads=training.cpus_per_trial,
-            callbacks=callbacks,
+            callbacks=[progress_callback(family, report)] if k == 0 else [],
         )
-
-    first = boost(newest, newest_validation, [progress_callback(family, report)])
-    judged = [
-        (first, validation_metrics(raw_scores(first.booster, matrix), newest_validation, policy))
-    ]
-    for fold in older:
-        fold_validation = filter_window(validation, fold.validation)
-        fitted = boost(fold, fold_validation, [])
-        scores = raw_scores(fitted.booster, fold_validation[features].to_numpy(dtype=np.float64))
-        judged.append((fitted, validation_metrics(scores, fold_validation, policy)))
+        judged.append(
+            (fitted, validation_metrics(raw_scores(fitted.booster, matrix), rows, policy))
+        )
     _report_final(*_over_folds(judged), family)
 
 

@@ -19,7 +19,7 @@ from fraud_ray.schema import AMOUNT, LABEL, TIMESTAMP
 from fraud_ray.settings import CostSettings, Settings, TrainingSettings
 from fraud_ray.training.distributed import train_model
 from fraud_ray.training.resampling import Resampling, resample_dataset
-from fraud_ray.training.search import tune_models
+from fraud_ray.training.search import TuningOutcome, tune_models
 from fraud_ray.training.trial import fit_frame, training_frame
 
 from .test_training import FEATURES, synthetic
@@ -49,6 +49,28 @@ def frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 ONE_FOLD = (Fold(week(0), week(14)),)
 
 
+def tune(
+    settings: Settings,
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    folds: tuple[Fold, ...],
+    tmp_path: Path,
+    *,
+    trials: int,
+) -> TuningOutcome:
+    return tune_models(
+        ray.data.from_pandas(train).materialize(),
+        validation,
+        folds,
+        FEATURES,
+        settings,
+        CostPolicy.from_settings(CostSettings()),
+        tmp_path,
+        trials=trials,
+        time_budget_s=600,
+    )
+
+
 def test_weak_trials_stop_before_the_round_budget(ray_session: None, tmp_path: Path) -> None:
     train, validation, _ = frames()
     budget = 60
@@ -60,17 +82,7 @@ def test_weak_trials_stop_before_the_round_budget(ray_session: None, tmp_path: P
             "report_every": 5,
         }
     )
-    outcome = tune_models(
-        ray.data.from_pandas(train).materialize(),
-        validation,
-        ONE_FOLD,
-        FEATURES,
-        settings,
-        CostPolicy.from_settings(CostSettings()),
-        tmp_path,
-        trials=8,
-        time_budget_s=600,
-    )
+    outcome = tune(settings, train, validation, ONE_FOLD, tmp_path, trials=8)
     rounds = outcome.trials["rounds"]
     assert outcome.stopped_early >= 1
     assert (rounds < budget).sum() == outcome.stopped_early
@@ -89,17 +101,7 @@ def test_trials_are_judged_on_the_mean_over_their_folds(ray_session: None, tmp_p
         split={"validation_folds": 2},
         training={"families": ["xgboost"], "num_boost_round": 40, "early_stopping_rounds": 5},
     )
-    outcome = tune_models(
-        ray.data.from_pandas(train).materialize(),
-        validation,
-        folds,
-        FEATURES,
-        settings,
-        CostPolicy.from_settings(CostSettings()),
-        tmp_path,
-        trials=2,
-        time_budget_s=600,
-    )
+    outcome = tune(settings, train, validation, folds, tmp_path, trials=2)
 
     trials = outcome.trials.dropna(subset=["average_precision_fold1"])
     assert len(trials) >= 1
@@ -172,17 +174,7 @@ def test_a_split_that_needs_workers_tunes_on_ray_train(ray_session: None, tmp_pa
             "early_stopping_rounds": 5,
         }
     )
-    outcome = tune_models(
-        ray.data.from_pandas(train).materialize(),
-        validation,
-        folds,
-        FEATURES,
-        settings,
-        CostPolicy.from_settings(CostSettings()),
-        tmp_path,
-        trials=1,
-        time_budget_s=600,
-    )
+    outcome = tune(settings, train, validation, folds, tmp_path, trials=1)
 
     assert outcome.metrics["average_precision"] == pytest.approx(
         (outcome.metrics["average_precision_fold0"] + outcome.metrics["average_precision_fold1"])

@@ -75,23 +75,29 @@ def test_batch_scoring_writes_a_decision_per_transaction(
     assert frauds[flagged[flagged].index].mean() > 2 * frauds.mean()
 
 
-def test_own_data_without_cards_terminals_or_ids(ray_session: None, tmp_path: Path) -> None:
-    rng = np.random.default_rng(3)
-    rows = 12_000
+def own_file(path: Path, rows: int, *, seed: int, columns: list[str]) -> DatasetMapping:
+    """A user's file of 60 days: time in seconds, anonymised columns of which the first decides
+    the label, an amount; no card, terminal or id. Returns the mapping that reads it."""
+    rng = np.random.default_rng(seed)
+    values = {name: rng.normal(size=rows) for name in columns}
+    fraud = (values[columns[0]] + 0.5 * rng.normal(size=rows) > 2.0).astype(int)
     seconds = np.sort(rng.uniform(0, 60 * 86400, rows)).round()
-    v1, v2 = rng.normal(size=rows), rng.normal(size=rows)
-    fraud = (v1 + 0.5 * rng.normal(size=rows) > 2.0).astype(int)
-    pd.DataFrame(
-        {"secs": seconds, "v1": v1, "v2": v2, "amt": rng.uniform(1, 200, rows), "y": fraud}
-    ).to_csv(tmp_path / "own.csv", index=False)
-    mapping = DatasetMapping(
+    pd.DataFrame({"secs": seconds, **values, "amt": rng.uniform(1, 200, rows), "y": fraud}).to_csv(
+        path, index=False
+    )
+    return DatasetMapping(
         time="secs",
         time_unit="s",
         time_origin="2024-01-01",
         amount="amt",
         label="y",
-        features=["v1", "v2"],
+        features=columns,
     )
+
+
+def test_own_data_without_cards_terminals_or_ids(ray_session: None, tmp_path: Path) -> None:
+    rows = 12_000
+    mapping = own_file(tmp_path / "own.csv", rows, seed=3, columns=["v1", "v2"])
     settings = small_settings(tmp_path)
     result = train(
         settings,
@@ -138,22 +144,7 @@ def test_champion_is_found_once_trained(training_run: tuple) -> None:
 def test_trials_can_be_judged_over_several_weeks(ray_session: None, tmp_path: Path) -> None:
     """Two validation folds in the handbook's layout: every fold's labels end where training
     ends, and the registered model records the folds and their figures."""
-    rng = np.random.default_rng(4)
-    rows = 12_000
-    seconds = np.sort(rng.uniform(0, 60 * 86400, rows)).round()
-    v1 = rng.normal(size=rows)
-    fraud = (v1 + 0.5 * rng.normal(size=rows) > 2.0).astype(int)
-    pd.DataFrame({"secs": seconds, "v1": v1, "amt": rng.uniform(1, 200, rows), "y": fraud}).to_csv(
-        tmp_path / "own.csv", index=False
-    )
-    mapping = DatasetMapping(
-        time="secs",
-        time_unit="s",
-        time_origin="2024-01-01",
-        amount="amt",
-        label="y",
-        features=["v1"],
-    )
+    mapping = own_file(tmp_path / "own.csv", 12_000, seed=4, columns=["v1"])
     settings = small_settings(tmp_path).updated(
         {"split": {"layout": "before", "validation_folds": 2}}
     )
