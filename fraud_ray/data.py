@@ -397,11 +397,7 @@ class TimeSplits:
     validation: TimeWindow
     test: TimeWindow
     tuning: TimeWindow
-    folds: tuple[Fold, ...] = ()
-
-    def __post_init__(self) -> None:
-        if not self.folds:
-            object.__setattr__(self, "folds", (Fold(self.tuning, self.validation),))
+    folds: tuple[Fold, ...]
 
     @property
     def refit(self) -> bool:
