@@ -27,6 +27,10 @@ BOOSTER_FILES: dict[str, str] = {"xgboost": "booster.json", "lightgbm": "booster
 # The validation metric each library computes while boosting, under the library's own name.
 VALIDATION_METRICS: dict[str, str] = {"xgboost": "aucpr", "lightgbm": "average_precision"}
 VALIDATION = "validation"
+# Predictions run on one thread. They are called per request batch (a Serve replica, a stream
+# consumer, a Ray Data block), where waking an OpenMP pool costs more than the trees: parallelism
+# comes from replicas and blocks, each on its own CPU. bench/serve.py shows the difference.
+PREDICT_THREADS = 1
 
 _TUNED: dict[str, frozenset[str]] = {
     "xgboost": frozenset(
@@ -134,6 +138,7 @@ def load_booster(family: str, path: Path) -> Booster:
     if family == "xgboost":
         booster = xgb.Booster()
         booster.load_model(str(path))
+        booster.set_param({"nthread": PREDICT_THREADS})
         return booster
     return lgb.Booster(model_file=str(path))
 
@@ -142,7 +147,7 @@ def raw_scores(booster: Booster, matrix: np.ndarray) -> np.ndarray:
     """Uncalibrated fraud probabilities of either family."""
     if isinstance(booster, xgb.Booster):
         return np.asarray(booster.inplace_predict(matrix), dtype=np.float64)
-    return np.asarray(booster.predict(matrix), dtype=np.float64)
+    return np.asarray(booster.predict(matrix, num_threads=PREDICT_THREADS), dtype=np.float64)
 
 
 def contributions(booster: Booster, matrix: np.ndarray, features: list[str]) -> np.ndarray:
@@ -152,9 +157,10 @@ def contributions(booster: Booster, matrix: np.ndarray, features: list[str]) -> 
     for this model, not a post-hoc approximation.
     """
     if isinstance(booster, xgb.Booster):
-        data = xgb.DMatrix(matrix, feature_names=features)
+        data = xgb.DMatrix(matrix, feature_names=features, nthread=PREDICT_THREADS)
         return np.asarray(booster.predict(data, pred_contribs=True), dtype=np.float64)
-    return np.asarray(booster.predict(matrix, pred_contrib=True), dtype=np.float64)
+    values = booster.predict(matrix, pred_contrib=True, num_threads=PREDICT_THREADS)
+    return np.asarray(values, dtype=np.float64)
 
 
 def trees(booster: Booster) -> int:
