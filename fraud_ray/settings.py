@@ -385,6 +385,11 @@ class ServingSettings(Section):
     log_decisions: bool = Field(
         True, description="write HTTP decisions to the decision log (the stream pool logs its own)"
     )
+    access_log: bool = Field(
+        True,
+        description="Serve's log line per request in every replica; the decision log keeps "
+        "every decision either way",
+    )
     record_flush_s: PositiveFloat = Field(
         0.5,
         description="how often answered decisions are written to the log, in one batch (and the "

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Sequence
 from contextlib import suppress
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import numpy as np
 from fastapi import Depends, HTTPException, Response
@@ -83,6 +83,7 @@ from fraud_ray.serving.telemetry import GraphMetrics
 from fraud_ray.settings import Settings
 
 logger = logging.getLogger("ray.serve")
+Handle = TypeVar("Handle", DeploymentHandle, DeploymentHandle | None)
 # The last flush at shutdown gets this long: half of Serve's default graceful shutdown timeout
 # (20 s), which ends the replica whatever it is doing.
 SHUTDOWN_FLUSH_S = 10.0
@@ -95,6 +96,17 @@ api = problem_app(
 api.include_router(decision_log_router, dependencies=[Depends(analyst)])
 # /dashboard and /api/v1/monitoring/*
 api.include_router(monitoring_router, dependencies=[Depends(analyst)])
+
+
+def by_value(handle: Handle) -> Handle:
+    """The handle sending its calls over gRPC, by value, rather than through the object store.
+
+    Every payload between the steps is a few kilobytes (a batch's events, feature rows, scored
+    arrays): the object store's put, lookup and fetch cost more than sending the bytes, which
+    ``bench/serve.py`` measures. A ``DeploymentResponse`` passed on to the next step is then
+    resolved in the ingress and its value sent on.
+    """
+    return None if handle is None else handle.options(_by_reference=False)
 
 
 @serve.deployment
@@ -194,9 +206,9 @@ class Ingress:
         settings: Settings,
         spec: FeatureSpec,
     ) -> None:
-        self.features = features
-        self.scorer = scorer
-        self.decider = decider
+        self.features = by_value(features)
+        self.scorer = by_value(scorer)
+        self.decider = by_value(decider)
         self.settings = settings
         self.spec = spec
         self.online = online_features(settings, spec) if features is None else None
@@ -494,7 +506,10 @@ def build_graph(settings: Settings) -> serve.Application:
         if serving.autoscaling
         else {"num_replicas": serving.scorer_replicas}
     )
-    common = {"max_ongoing_requests": serving.max_ongoing_requests}
+    common = {
+        "max_ongoing_requests": serving.max_ongoing_requests,
+        "logging_config": {"enable_access_log": serving.access_log},
+    }
     scorer = Scorer.options(
         ray_actor_options={"num_cpus": serving.scorer_cpus}, **scorer_scaling, **common
     ).bind(settings, spec)
