@@ -494,7 +494,10 @@ def build_graph(settings: Settings) -> serve.Application:
         if serving.autoscaling
         else {"num_replicas": serving.scorer_replicas}
     )
-    common = {"max_ongoing_requests": serving.max_ongoing_requests}
+    common: dict[str, Any] = {"max_ongoing_requests": serving.max_ongoing_requests}
+    if serving.max_replicas_per_node is not None:
+        # Passed only when set, so that `serve build` writes the deployments as before.
+        common["max_replicas_per_node"] = serving.max_replicas_per_node
     scorer = Scorer.options(
         ray_actor_options={"num_cpus": serving.scorer_cpus}, **scorer_scaling, **common
     ).bind(settings, spec)
