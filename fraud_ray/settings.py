@@ -255,6 +255,11 @@ class KafkaSettings(Section):
     group: str = "fraud-ray"
     pool_size: PositiveInt = Field(2, description="consumer actors in the ingestion pool")
     consumer_cpus: float = Field(0.25, ge=0, description="Ray CPUs each consumer actor reserves")
+    spread_consumers: bool = Field(
+        True,
+        description="place the consumer actors on as many nodes as have room (Ray's SPREAD); "
+        "false: Ray's default, which fills the driver's node first",
+    )
     batch_size: PositiveInt = Field(
         4000,
         description="messages one graph call decides at most; a slow stream is not held back "
@@ -329,6 +334,15 @@ class ServingSettings(Section):
     scorer_cpus: float = Field(0.25, ge=0)
     decision_replicas: PositiveInt = 1
     decision_cpus: float = Field(0.1, ge=0)
+    max_replicas_per_node: int | None = Field(
+        None,
+        ge=1,
+        le=100,
+        description="most replicas of any one step on a node (Serve's max_replicas_per_node, at "
+        "most 100): 1 puts each replica of a step on a node of its own, so one node lost never "
+        "takes a step's every replica; replicas beyond the nodes' room wait unplaced; null: "
+        "Serve spreads them as best it can",
+    )
     autoscaling: bool = Field(False, description="autoscale the Scorer between 1 and max_replicas")
     max_replicas: PositiveInt = 4
     target_ongoing_requests: PositiveFloat = 8.0

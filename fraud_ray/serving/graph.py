@@ -506,10 +506,13 @@ def build_graph(settings: Settings) -> serve.Application:
         if serving.autoscaling
         else {"num_replicas": serving.scorer_replicas}
     )
-    common = {
-        "max_ongoing_requests": serving.max_ongoing_requests,
-        "logging_config": {"enable_access_log": serving.access_log},
-    }
+    common: dict[str, Any] = {"max_ongoing_requests": serving.max_ongoing_requests}
+    # Passed only when they differ from Serve's defaults, so that `serve build` writes the
+    # deployments as before.
+    if serving.max_replicas_per_node is not None:
+        common["max_replicas_per_node"] = serving.max_replicas_per_node
+    if not serving.access_log:
+        common["logging_config"] = {"enable_access_log": False}
     scorer = Scorer.options(
         ray_actor_options={"num_cpus": serving.scorer_cpus}, **scorer_scaling, **common
     ).bind(settings, spec)

@@ -188,7 +188,9 @@ class ConsumerPool:
         kafka = self.settings.kafka
         added = [
             Consumer.options(  # type: ignore[attr-defined]
-                num_cpus=kafka.consumer_cpus, runtime_env=CONSUMER_ENV
+                num_cpus=kafka.consumer_cpus,
+                runtime_env=CONSUMER_ENV,
+                scheduling_strategy="SPREAD" if kafka.spread_consumers else "DEFAULT",
             ).remote(self.settings, slot)
             for slot in range(len(self.actors), size)
         ]

@@ -16,6 +16,7 @@ import yaml
 from fraud_ray.kuberay import (
     CLUSTER_ENV,
     METRICS_PORT,
+    built_serve_config,
     cluster_settings,
     manifests,
     pods_needed,
@@ -145,6 +146,22 @@ def test_serve_config_carries_the_settings_deployment_options() -> None:
     scorer = deployments["Scorer"]["autoscaling_config"]
     assert scorer["max_replicas"] == settings.serving.max_replicas
     assert config["http_options"]["port"] == settings.serving.port
+
+
+def test_serve_build_bounds_replicas_per_node_only_when_told() -> None:
+    """Set, every step (the cluster's fused graph has two) carries the bound; unset, the
+    deployments are written as before."""
+    bounded = built_serve_config(
+        ROOT, {**CLUSTER_ENV, "FRAUD_RAY_SERVING_MAX_REPLICAS_PER_NODE": "1"}
+    )
+    (application,) = bounded["applications"]
+    assert {d["name"]: d.get("max_replicas_per_node") for d in application["deployments"]} == {
+        "Ingress": 1,
+        "Scorer": 1,
+    }
+    config = yaml.safe_load(manifest("rayservice.yaml")["spec"]["serveConfigV2"])
+    (application,) = config["applications"]
+    assert all("max_replicas_per_node" not in d for d in application["deployments"])
 
 
 def test_every_ray_container_runs_the_locked_ray_with_token_auth() -> None:

@@ -74,6 +74,23 @@ def test_several_feature_replicas_need_a_shared_state() -> None:
     assert load_settings(serving={"feature_replicas": 2}, features={"backend": "redis"})
 
 
+def test_replicas_per_node_are_serves_range_or_no_bound() -> None:
+    assert Settings().serving.max_replicas_per_node is None
+    assert Settings().updated({"serving": {"max_replicas_per_node": 1}})
+    for refused in (0, 101):
+        with pytest.raises(SettingsError, match=r"serving\.max_replicas_per_node"):
+            Settings().updated({"serving": {"max_replicas_per_node": refused}})
+
+
+def test_consumers_spread_over_the_nodes_unless_told_not_to(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(Path(__file__).parents[2])
+    assert load_settings().kafka.spread_consumers
+    monkeypatch.setenv("FRAUD_RAY_KAFKA_SPREAD_CONSUMERS", "false")
+    assert not load_settings().kafka.spread_consumers
+
+
 def test_an_override_is_merged_into_its_section() -> None:
     settings = Settings()
     changed = settings.updated({"kafka": {"pool_size": 4}, "serving": {"port": 9000}})
