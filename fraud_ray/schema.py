@@ -17,12 +17,13 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
     WithJsonSchema,
+    WrapValidator,
     field_validator,
     model_validator,
 )
@@ -47,24 +48,22 @@ MAX_AMOUNT = 1e9
 MIN_AMOUNT = 1e-9
 
 
-def _zero_or_not_tiny(amount: float) -> float:
+def _amount(value: object, read: ValidatorFunctionWrapHandler) -> float:
+    """JSON's true and false are not amounts, though Python would read them as 1 and 0; a
+    positive amount below ``MIN_AMOUNT`` is not one either. One wrapping function rather than a
+    check before and one after: each Python call costs validation a microsecond per payment."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    amount: float = read(value)
     if 0 < amount < MIN_AMOUNT:
         raise ValueError(f"must be at least {MIN_AMOUNT:g}, or 0")
     return amount
 
 
-def _not_a_boolean(value: object) -> object:
-    """JSON's true and false are not amounts, though Python would read them as 1 and 0."""
-    if isinstance(value, bool):
-        raise ValueError("must be a number, not true or false")
-    return value
-
-
 Amount = Annotated[
     float,
     Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False),
-    BeforeValidator(_not_a_boolean),
-    AfterValidator(_zero_or_not_tiny),
+    WrapValidator(_amount),
 ]
 # Card payments happen in this century or the next: a time outside is a data error, and keeping it
 # out keeps every time inside what epoch microseconds and pandas' timestamps can hold.
@@ -107,12 +106,16 @@ _CONTROL = re.compile(f"[{_CONTROLS}]")
 # A lone UTF-16 surrogate: Python's JSON reader (FastAPI's) accepts ``"\\ud800"``, but no
 # database, file or Kafka message can encode it.
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# Either, in one search: the check every identifier of every payment goes through.
+_UNPRINTABLE = re.compile(f"[{_CONTROLS}\ud800-\udfff]")
 
 
 def text_problem(value: str) -> str | None:
     """Why ``value`` cannot be an identifier or a text field, or None: a NUL byte cannot even be
     stored by PostgreSQL, other control characters break every log line and CSV export they
     reach, and a lone surrogate cannot be written as UTF-8 anywhere."""
+    if _UNPRINTABLE.search(value) is None:
+        return None
     if _CONTROL.search(value):
         return "must not contain control characters (NUL, newline, ...)"
     if _SURROGATE.search(value):

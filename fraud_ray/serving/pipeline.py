@@ -195,24 +195,25 @@ def render(
     once per transaction on the serving path: plain dicts cost a microsecond where a pydantic
     object costs ten, and they pickle and serialise faster too.
     """
-    definitions = spec.definitions
-    reasons: list[list[ReasonRecord]] = [
-        [
+    names = [definition.name for definition in spec.definitions]
+    described = [definition.description for definition in spec.definitions]
+    indices = scored.reason_index.tolist()
+    values = scored.reason_value.tolist()
+    unknowns = scored.reason_unknown.tolist()
+    reasons: list[list[ReasonRecord]] = [[] for _ in indices]
+    # Reasons come strongest first and an unexplained slot (-1) is never followed by a reason,
+    # so a row without a first reason has none: most rows, which then cost nothing here.
+    first = scored.reason_index[:, 0] if scored.reason_index.shape[1] else np.empty(0)
+    for row in np.flatnonzero(first >= 0).tolist():
+        reasons[row] = [
             {
-                "feature": definitions[j].name,
-                "description": definitions[j].description + (NO_HISTORY if unknown else ""),
+                "feature": names[j],
+                "description": described[j] + (NO_HISTORY if unknown else ""),
                 "contribution": value,
             }
-            for j, value, unknown in zip(indices, values, unknowns, strict=True)
+            for j, value, unknown in zip(indices[row], values[row], unknowns[row], strict=True)
             if j >= 0
         ]
-        for indices, values, unknowns in zip(
-            scored.reason_index.tolist(),
-            scored.reason_value.tolist(),
-            scored.reason_unknown.tolist(),
-            strict=True,
-        )
-    ]
     now = datetime.now(UTC)
     return decision_records(
         transaction_ids,
