@@ -20,15 +20,14 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
+import traffic
 from processes import CpuMeter, cpu_table, processes, profile
 from report import write_section
 
 HERE = Path(__file__).parent
-START = datetime(2025, 6, 2, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -44,13 +43,8 @@ class Figures:
 
 
 def transaction(i: int) -> dict:
-    return {
-        "transaction_id": f"bench-{i}-{time.monotonic_ns()}",
-        "timestamp": (START + timedelta(seconds=i)).isoformat(),
-        "card_id": f"card-{i % 2000}",
-        "terminal_id": f"terminal-{i % 5000}",
-        "amount": 5.0 + (i * 37) % 300,
-    }
+    """The ``i``-th simulated transaction with an id never sent before."""
+    return traffic.transaction(i, f"bench-{time.monotonic_ns()}")
 
 
 async def measure(

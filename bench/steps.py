@@ -20,10 +20,11 @@ import pstats
 import statistics
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
+import traffic
 
 from fraud_ray.boosters import booster_params, fit
 from fraud_ray.calibration import Calibrator
@@ -44,24 +45,12 @@ from fraud_ray.serving.pipeline import (
 from fraud_ray.settings import Settings, SimulatorSettings, load_settings
 from fraud_ray.simulator import simulate_days
 
-START = datetime(2025, 6, 2, tzinfo=UTC)
 BATCH = 1000
-
-
-def transaction(i: int) -> dict[str, Any]:
-    """A transaction as bench/serve.py sends it: 2,000 cards and 5,000 terminals, a second apart."""
-    return {
-        "transaction_id": f"bench-{i}",
-        "timestamp": (START + timedelta(seconds=i)).isoformat(),
-        "card_id": f"card-{i % 2000}",
-        "terminal_id": f"terminal-{i % 5000}",
-        "amount": 5.0 + (i * 37) % 300,
-    }
 
 
 def body(batch: int) -> bytes:
     return json.dumps(
-        {"transactions": [transaction(batch * BATCH + i) for i in range(BATCH)]}
+        {"transactions": [traffic.transaction(batch * BATCH + i, "bench") for i in range(BATCH)]}
     ).encode()
 
 
