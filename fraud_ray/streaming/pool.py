@@ -70,6 +70,8 @@ class Consumer:
             kafka,
             PoolMetrics(kafka.group, slot),
             max_future=None if max_future is None else timedelta(seconds=max_future),
+            start_decide=self._start_decide,
+            overlap=kafka.overlap,
         )
         self.timeout_s = kafka.graph_timeout_s
         self._features: list[dict[str, float]] | None = None
@@ -80,14 +82,22 @@ class Consumer:
         self._thread.start()
 
     def _decide(self, transactions: list[Transaction]) -> list[DecisionRecord]:
-        """The graph's decisions, and their features for the log (drift reads them), which wait
-        here for the loop's write of the same batch, which always follows."""
+        return self._start_decide(transactions)()
+
+    def _start_decide(self, transactions: list[Transaction]) -> Callable[[], list[DecisionRecord]]:
+        """Send the batch to the graph; the wait returns its decisions, and keeps their
+        features for the log (drift reads them) until the loop's write of the same batch, which
+        always follows the wait before the next one."""
         with graph_errors():
-            decisions, names, rows = self.graph.decide_for_log.remote(transactions).result(
-                timeout_s=self.timeout_s
-            )
-        self._features = feature_maps(names, rows)
-        return decisions
+            response = self.graph.decide_for_log.remote(transactions)
+
+        def wait() -> list[DecisionRecord]:
+            with graph_errors():
+                decisions, names, rows = response.result(timeout_s=self.timeout_s)
+            self._features = feature_maps(names, rows)
+            return decisions
+
+        return wait
 
     def _write_log(self, decisions: list[DecisionRecord], transactions: list[Transaction]) -> int:
         features, self._features = self._features, None
