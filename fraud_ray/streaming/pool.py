@@ -45,6 +45,9 @@ logger = logging.getLogger(__name__)
 # every process of the cluster (and `make serve` sets it). Measured: without this every batch
 # failed with "No event loop running".
 CONSUMER_ENV = {"env_vars": {"RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "1"}}
+# How long a starting consumer waits to reach the graph before it joins the group anyway: a graph
+# that is away holds up its first batch, not the pool's start.
+WARM_UP_TIMEOUT_S = 10.0
 
 
 @ray.remote(max_restarts=-1, max_task_retries=0)
@@ -75,11 +78,29 @@ class Consumer:
         )
         self.timeout_s = kafka.graph_timeout_s
         self._features: list[dict[str, float]] | None = None
+        self._warm_up()
         self.consumer.subscribe([kafka.transactions_topic])
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"consumer-{slot}", daemon=True)
         self._thread.start()
+
+    def _warm_up(self) -> None:
+        """Reach the graph and the log once before joining the group.
+
+        A handle routes nothing until its router has learnt the graph's replicas from the
+        controller and connected to one, and the log opens its connection on first use: done on
+        the first batch, that wait holds up every partition the consumer was just given, and a
+        paced stream starts behind. Done here, the group waits for none of it. Neither service
+        needs to be up yet: a batch that finds one away is retried like any other.
+        """
+        try:
+            with graph_errors():
+                self.graph.health.remote().result(timeout_s=WARM_UP_TIMEOUT_S)
+            with log_errors():
+                self.log.logged([])
+        except Exception as error:  # warming up is an optimisation, never a reason not to start
+            logger.warning("consumer %d could not warm up: %s", self.slot, error)
 
     def _decide(self, transactions: list[Transaction]) -> list[DecisionRecord]:
         return self._start_decide(transactions)()
