@@ -7,6 +7,12 @@ Latency: transactions produced at half that rate to a settled, warmed-up pool; a
 latency is its decision message's timestamp minus its own (both CreateTime, set by the producers
 on this machine's clock).
 
+CPU: during the maximum-rate run, the CPU time of every process of the run (each consumer, each
+Serve replica, Ray's own processes, the broker, this driver, which produces the backlog) is read
+from /proc and divided by the transactions. The same backlog is then decided by the plain
+reference (bench/plain_stream.py: the same loop in one Python process, no Ray) against the same
+broker, for its maximum rate and CPU per transaction beside the pool's.
+
 Needs a model: a small one is trained into a scratch registry first (a minute or two), unless
 --tracking-uri names a registry whose alias champion is the model to serve. Kafka is a private
 broker started by scripts/kafka.sh, or FRAUD_RAY_KAFKA_BOOTSTRAP; the decision log is SQLite in the
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import socket
 import subprocess
@@ -25,13 +32,16 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import plain_stream
 import ray
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from cpu import CpuUse, snapshot, used_between
 from ray import serve
 from report import write_section
 
@@ -44,6 +54,7 @@ from fraud_ray.training.job import train
 KAFKA_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "kafka.sh"
 START = datetime(2025, 6, 2, tzinfo=UTC)
 TICK_S = 0.005
+DRIVER, BROKER, PLAIN = "bench driver", "Kafka broker", "plain loop"
 
 
 def free_port() -> int:
@@ -53,9 +64,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def broker(scratch: Path) -> Iterator[str]:
+def broker(scratch: Path) -> Iterator[tuple[str, int | None]]:
+    """The bootstrap address and, for a broker started here, its pid (to read its CPU time)."""
     if bootstrap := os.environ.get("FRAUD_RAY_KAFKA_BOOTSTRAP"):
-        yield bootstrap
+        yield bootstrap, None
         return
     port, controller = free_port(), free_port()
     env = {
@@ -66,7 +78,7 @@ def broker(scratch: Path) -> Iterator[str]:
     }
     subprocess.run([str(KAFKA_SCRIPT), "start"], env=env, check=True, capture_output=True)
     try:
-        yield f"127.0.0.1:{port}"
+        yield f"127.0.0.1:{port}", int((scratch / "kafka" / "kafka.pid").read_text())
     finally:
         subprocess.run([str(KAFKA_SCRIPT), "stop"], env=env, check=True, capture_output=True)
 
@@ -168,38 +180,95 @@ def settle(pool: ConsumerPool, partitions: int, timeout_s: float = 120.0) -> Non
     raise TimeoutError(f"the group did not settle on {partitions} partitions in {timeout_s} s")
 
 
-def max_rate(
-    settings: Settings, count: int, pool_size: int, batch: int, partitions: int
-) -> tuple[float, dict[str, float]]:
-    """Sustained transactions/s of a settled pool given a backlog at once, and the seconds its
-    consumers spent in each step of their batches (summed over consumers).
+@dataclass(frozen=True)
+class Run:
+    """One backlog decided: the rate, where the consumers' time went (seconds summed over
+    consumers, by step), and the CPU each group of processes used meanwhile."""
 
-    The rate is measured between the first and the last decision message's timestamps, so the
-    seconds Ray takes to start the actors and Kafka to assign them partitions do not count.
-    """
-    settings = topics_for(settings, partitions)
-    settings = settings.model_copy(
-        update={
-            "kafka": settings.kafka.model_copy(update={"pool_size": pool_size, "batch_size": batch})
-        }
-    )
+    transactions: int
+    rate: float
+    stages: dict[str, float]
+    cpu: CpuUse
+
+
+def with_batches(settings: Settings, pool_size: int, batch: int) -> Settings:
+    kafka = settings.kafka.model_copy(update={"pool_size": pool_size, "batch_size": batch})
+    return settings.model_copy(update={"kafka": kafka})
+
+
+def rate_of(settings: Settings, count: int) -> float:
+    """Transactions/s between the first and the last decision message's timestamps, so the
+    seconds it takes to start the consumers and assign them partitions do not count."""
+    stamps = np.array(list(decision_times(settings, count).values()), dtype=float)
+    return (len(stamps) - 1) / ((stamps.max() - stamps.min()) / 1000)
+
+
+def drain_backlog(settings: Settings, backlog: list[tuple[str, bytes, bytes]]) -> None:
     kafka = settings.kafka
-    backlog = payloads(kafka.group, count)
+    produce(kafka.bootstrap, kafka.transactions_topic, backlog, None)
+    while not consumed(settings):
+        time.sleep(0.2)
+
+
+def max_rate(
+    settings: Settings,
+    count: int,
+    pool_size: int,
+    batch: int,
+    partitions: int,
+    broker_pid: int | None = None,
+) -> Run:
+    """A settled pool given a backlog at once.
+
+    CPU is read from every process below this driver (Ray's, which ray.init started) and the
+    broker's, from just before the backlog is produced until the group has committed it all.
+    """
+    settings = with_batches(topics_for(settings, partitions), pool_size, batch)
+    backlog = payloads(settings.kafka.group, count)
+    named = {os.getpid(): DRIVER} | ({broker_pid: BROKER} if broker_pid else {})
     pool = ConsumerPool(settings)
     pool.start()
     try:
         settle(pool, partitions)
-        produce(kafka.bootstrap, kafka.transactions_topic, backlog, None)
-        while not consumed(settings):
-            time.sleep(0.2)
+        before = snapshot(named, os.getpid())
+        drain_backlog(settings, backlog)
+        after = snapshot(named, os.getpid())
     finally:
         drained = pool.stop()
-    stamps = np.array(list(decision_times(settings, count).values()), dtype=float)
     stages: dict[str, float] = {}
     for stats in drained:
         for stage, seconds in stats.stage_seconds.items():
             stages[stage] = stages.get(stage, 0.0) + seconds
-    return (len(stamps) - 1) / ((stamps.max() - stamps.min()) / 1000), stages
+    return Run(count, rate_of(settings, count), stages, used_between(before, after))
+
+
+def plain_rate(
+    settings: Settings, count: int, batch: int, partitions: int, broker_pid: int | None
+) -> Run:
+    """The same backlog decided by the plain reference, in a process of its own so that its CPU
+    is its own; spawned, not forked, since this process runs Ray's threads."""
+    settings = with_batches(topics_for(settings, partitions), 1, batch)
+    backlog = payloads(settings.kafka.group, count)
+    context = multiprocessing.get_context("spawn")
+    ready, stop = context.Event(), context.Event()
+    process = context.Process(
+        target=plain_stream.run, args=(settings, partitions, ready, stop), name="plain-stream"
+    )
+    process.start()
+    try:
+        if not ready.wait(300):
+            raise TimeoutError("the plain loop did not join its group in 300 s")
+        assert process.pid is not None
+        named = {os.getpid(): DRIVER, process.pid: PLAIN} | (
+            {broker_pid: BROKER} if broker_pid else {}
+        )
+        before = snapshot(named)
+        drain_backlog(settings, backlog)
+        after = snapshot(named)
+    finally:
+        stop.set()
+        process.join(120)
+    return Run(count, rate_of(settings, count), {}, used_between(before, after))
 
 
 def decision_times(settings: Settings, count: int) -> dict[str, int]:
@@ -227,10 +296,9 @@ def decision_times(settings: Settings, count: int) -> dict[str, int]:
 
 def latencies(
     settings: Settings, rate: float, seconds: float, partitions: int, warmup_s: float
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Latencies (ms) of ``seconds`` of transactions at ``rate``, after ``warmup_s`` of the same
-    stream: a fresh pool starts behind (measured: p50 3-4.6 s in the first four seconds, 0.2-0.3 s
-    once that backlog had drained, 15-20 s in), and the goal is about the sustained rate."""
+    stream, whose own latencies come second: how fast a fresh pool catches up with the stream."""
     settings = topics_for(settings, partitions)
     kafka = settings.kafka
     pool = ConsumerPool(settings)
@@ -245,8 +313,17 @@ def latencies(
     finally:
         pool.stop()
     seen = decision_times(settings, len(stamps))
-    measured = [transaction_id for transaction_id, _, _ in messages[warmup:]]
-    return np.array([seen[tx] - stamps[tx] for tx in measured], dtype=float)
+    every = np.array([seen[tx] - stamps[tx] for tx, _, _ in messages], dtype=float)
+    return every[warmup:], every[:warmup]
+
+
+def by_second(latencies_ms: np.ndarray, rate: float) -> str:
+    """p50 latency in each second of a paced stream."""
+    per_second = max(int(rate), 1)
+    return ", ".join(
+        f"{np.percentile(latencies_ms[start : start + per_second], 50):,.0f}"
+        for start in range(0, len(latencies_ms), per_second)
+    )
 
 
 def model_settings(scratch: Path, tracking_uri: str | None) -> Settings:
@@ -288,16 +365,38 @@ def main() -> None:
     parser.add_argument(
         "--grid", action=argparse.BooleanOptionalAction, default=True, help="pool x batch grid"
     )
+    parser.add_argument(
+        "--overlap",
+        action=argparse.BooleanOptionalAction,
+        default=KafkaSettings().overlap,
+        help="kafka.overlap: a consumer's next graph call overlaps writing out its last batch",
+    )
+    parser.add_argument(
+        "--plain",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also decide the backlog in the plain reference process (bench/plain_stream.py)",
+    )
+    parser.add_argument(
+        "--write",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="write the figures into docs/benchmarks.md (--no-write: print them only)",
+    )
     options = parser.parse_args()
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     with tempfile.TemporaryDirectory(prefix="bench-stream-") as folder:
         scratch = Path(folder)
-        ray.init(include_dashboard=False, log_to_driver=False)
-        with broker(scratch) as bootstrap:
+        # A new cluster of its own: without an address, ray.init joins any `ray start` head on
+        # the machine (a test's), and would measure, and deploy into, somebody else's.
+        ray.init(address="local", include_dashboard=False, log_to_driver=False)
+        with broker(scratch) as (bootstrap, broker_pid):
             settings = model_settings(scratch, options.tracking_uri)
             updates = {
-                "kafka": settings.kafka.model_copy(update={"bootstrap": bootstrap}),
+                "kafka": settings.kafka.model_copy(
+                    update={"bootstrap": bootstrap, "overlap": options.overlap}
+                ),
                 "serving": settings.serving.model_copy(update={"fuse_steps": options.fuse_steps}),
             }
             if options.decisions:
@@ -309,45 +408,87 @@ def main() -> None:
             serve.run(build_graph(settings), name=settings.serving.app_name, route_prefix="/")
 
             load = os.getloadavg()[0]
-            rate, stages = max_rate(
+            pooled = max_rate(
                 settings,
                 options.transactions,
                 options.pool_size,
                 options.batch_size,
                 options.partitions,
+                broker_pid,
             )
-            print(f"max rate {rate:,.0f} tx/s", flush=True)
-            lat = latencies(
-                settings.model_copy(
-                    update={
-                        "kafka": settings.kafka.model_copy(
-                            update={
-                                "pool_size": options.pool_size,
-                                "batch_size": options.batch_size,
-                            }
-                        )
-                    }
-                ),
-                rate / 2,
+            print(f"max rate {pooled.rate:,.0f} tx/s (load {load:.2f})", flush=True)
+            print(pooled.cpu.table(pooled.transactions, (DRIVER,)), flush=True)
+            print(
+                "consumers' seconds by step: "
+                + ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in pooled.stages.items()),
+                flush=True,
+            )
+            plain = None
+            if options.plain:
+                plain_load = os.getloadavg()[0]
+                plain = plain_rate(
+                    settings,
+                    options.transactions,
+                    options.batch_size,
+                    options.partitions,
+                    broker_pid,
+                )
+                print(
+                    f"plain loop: max rate {plain.rate:,.0f} tx/s (load {plain_load:.2f})",
+                    flush=True,
+                )
+                print(plain.cpu.table(plain.transactions, (DRIVER,)), flush=True)
+            latency_load = os.getloadavg()[0]
+            lat, warming = latencies(
+                with_batches(settings, options.pool_size, options.batch_size),
+                pooled.rate / 2,
                 options.latency_seconds,
                 options.partitions,
                 options.warmup_seconds,
             )
             p50, p99 = np.percentile(lat, [50, 99])
             print(
-                f"latency at {rate / 2:,.0f} tx/s: p50 {p50:.0f} ms, p99 {p99:.0f} ms", flush=True
+                f"latency at {pooled.rate / 2:,.0f} tx/s: p50 {p50:.0f} ms, p99 {p99:.0f} ms "
+                f"(load {latency_load:.2f}); p50 in each second of the warm-up (ms): "
+                f"{by_second(warming, pooled.rate / 2)}",
+                flush=True,
             )
             grid = []
             for pool_size in (1, 2, 4) if options.grid else ():
                 for batch in (250, 1000, 4000):
-                    measured, _ = max_rate(
+                    measured = max_rate(
                         settings, options.grid_transactions, pool_size, batch, options.partitions
-                    )
+                    ).rate
                     print(f"pool {pool_size} batch {batch}: {measured:,.0f} tx/s", flush=True)
                     grid.append((pool_size, batch, measured))
             serve.shutdown()
         ray.shutdown()
 
+    if options.write:
+        write_section(
+            "stream-fused" if options.fuse_steps else "stream",
+            section(options, pooled, plain, (p50, p99), warming, grid, load),
+            script="stream",
+        )
+
+
+def per_tx_us(run: Run) -> float:
+    """CPU-us per transaction of everything but the bench driver, the load generator, which does
+    the same work for both."""
+    return run.cpu.total((DRIVER,)) / run.transactions * 1e6
+
+
+def section(
+    options: argparse.Namespace,
+    pooled: Run,
+    plain: Run | None,
+    latency: tuple[float, float],
+    warming: np.ndarray,
+    grid: list[tuple[int, int, float]],
+    load: float,
+) -> str:
+    p50, p99 = latency
+    rate = pooled.rate
     rows = "\n".join(f"| {p} | {b:,} | {r:,.0f} |" for p, b, r in grid)
     grid_table = f"""
 Pool size against batch size ({options.grid_transactions:,} backlogged transactions each):
@@ -357,13 +498,25 @@ Pool size against batch size ({options.grid_transactions:,} backlogged transacti
 {rows}
 """
     graph = "fused steps (2 deployments)" if options.fuse_steps else "4 deployments"
-    busy = sum(stages.values())
+    busy = sum(pooled.stages.values())
     where = "\n".join(
-        f"| {stage} | {seconds:,.1f} | {seconds / busy:.0%} |" for stage, seconds in stages.items()
+        f"| {stage} | {seconds:,.1f} | {seconds / busy:.0%} |"
+        for stage, seconds in pooled.stages.items()
     )
-    write_section(
-        "stream-fused" if options.fuse_steps else "stream",
-        f"""## Streaming: Kafka -> consumer pool -> Serve graph ({graph}) -> Kafka
+    reference = (
+        f"""
+The same backlog decided by the plain reference (`bench/plain_stream.py`: the same loop in one
+Python process, no Ray), against the same broker, in the same run: {plain.rate:,.0f} tx/s,
+{per_tx_us(plain):,.0f} CPU-us a transaction against the pool's {per_tx_us(pooled):,.0f}
+({per_tx_us(pooled) / per_tx_us(plain):.2f}x; goal <= 1.5x; both without the bench driver, which
+produces the backlog):
+
+{plain.cpu.table(plain.transactions, (DRIVER,))}
+"""
+        if plain is not None
+        else ""
+    )
+    return f"""## Streaming: Kafka -> consumer pool -> Serve graph ({graph}) -> Kafka
 
 {options.transactions:,} transactions backlogged on {options.partitions} partitions, pool of
 {options.pool_size} consumers, batches of {options.batch_size:,}, decision log
@@ -376,18 +529,24 @@ over {options.latency_seconds:.0f} s after {options.warmup_seconds:.0f} s of the
 | end-to-end latency p50 at {rate / 2:,.0f} tx/s (50% of max) | {p50:,.0f} ms | |
 | end-to-end latency p99 at {rate / 2:,.0f} tx/s | {p99:,.0f} ms | < 1,000 ms |
 
+p50 latency in each second of the warm-up (ms): {by_second(warming, rate / 2)}.
+
 Where the consumers' time went during the maximum-rate run (seconds summed over consumers;
-`graph` is the Serve graph call, including moving the batch there and the decisions back):
+`graph` is the wait for the Serve graph's answer, including moving the batch there and the
+decisions back; with `kafka.overlap` ({options.overlap}), only what is left of it once the batch
+before is written out):
 
 | step | seconds | share |
 |---|---|---|
 {where}
 
+CPU time of each group of processes during the maximum-rate run, per transaction:
+
+{pooled.cpu.table(pooled.transactions, (DRIVER,))}
+{reference}
 The machine's 1-minute load average when the run started was {load:.1f} on {os.cpu_count()} cores
 (other work shares it), so these figures are a floor for an idle machine.
-{grid_table if grid else ""}""",
-        script="stream",
-    )
+{grid_table if grid else ""}"""
 
 
 if __name__ == "__main__":

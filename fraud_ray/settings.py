@@ -269,6 +269,11 @@ class KafkaSettings(Section):
     exactly_once: bool = Field(
         False, description="Kafka transactions: read_committed readers see each decision once"
     )
+    overlap: bool = Field(
+        True,
+        description="send the next batch to the graph while writing out the one before (not with "
+        "exactly_once, whose Kafka transaction would stay open across a poll)",
+    )
     graph_timeout_s: PositiveFloat = Field(60.0, description="longest wait for the Serve graph")
     delivery_timeout_s: PositiveFloat = Field(
         120.0, description="longest wait for the broker to take a batch's output before retrying"

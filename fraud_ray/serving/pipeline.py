@@ -281,7 +281,15 @@ class DecisionPipeline:
         self.model = model
 
     def decide(self, transactions: Sequence[Transaction]) -> list[DecisionRecord]:
+        return self.answer(transactions)[0]
+
+    def answer(
+        self, transactions: Sequence[Transaction]
+    ) -> tuple[list[DecisionRecord], np.ndarray]:
+        """Decisions and the feature rows they were made on, as the graph's ingress answers
+        them: a caller that logs the decisions logs their features too."""
         received_at = datetime.now(UTC)
         rows = self.features.compute(events_from(transactions))
         scored = self.model.score(rows, amounts_of(transactions))
-        return render(transaction_ids(transactions), scored, self.features.spec, received_at)
+        decisions = render(transaction_ids(transactions), scored, self.features.spec, received_at)
+        return decisions, rows

@@ -110,6 +110,17 @@ Decide = Callable[[list[Transaction]], list[DecisionRecord]]
 WriteLog = Callable[[list[DecisionRecord], list[Transaction]], int]
 # The decisions the log already holds for some of these transaction ids.
 LookUpLog = Callable[[list[str]], Mapping[str, DecisionRecord]]
+# Sends a batch to be decided; what it returns waits for the decisions (raising as ``Decide``).
+StartDecide = Callable[[list[Transaction]], Callable[[], list[DecisionRecord]]]
+
+
+def _deferred(decide: Decide) -> StartDecide:
+    """``decide`` as a ``StartDecide`` that decides when waited for."""
+    return lambda transactions: lambda: decide(transactions)
+
+
+def _nothing() -> list[DecisionRecord]:
+    return []
 
 
 @dataclass(frozen=True)
@@ -125,6 +136,25 @@ class BatchOutcome:
     stages: dict[str, float] = field(default_factory=dict)
     replayed: int = 0
     unknown_fields: int = 0
+
+
+@dataclass
+class Batch:
+    """A polled batch between its graph call and its commit: what to write out, and the clock
+    that times its steps."""
+
+    records: Sequence[Record]
+    clock: StageClock
+    accepted: list[Transaction] = field(default_factory=list)
+    rejected: list[tuple[Record, Rejected]] = field(default_factory=list)
+    unknown_fields: int = 0
+    # Each accepted id's decision: the log's (or the batch before's) first, then the graph's.
+    answers: dict[str, DecisionRecord] = field(default_factory=dict)
+    from_log: set[str] = field(default_factory=set)
+    # The accepted transactions the graph decides (first of each id not answered before).
+    fresh: list[Transaction] = field(default_factory=list)
+    waiting: Callable[[], list[DecisionRecord]] = _nothing
+    decisions: list[DecisionRecord] = field(default_factory=list)
 
 
 @dataclass
@@ -184,7 +214,19 @@ SERVICE_AWAY: tuple[type[BaseException], ...] = (
 
 
 class StreamLoop:
-    """Poll, decide, produce, log, commit: one batch at a time, in that order."""
+    """Poll, decide, log, produce, commit: one batch at a time, in that order.
+
+    With ``overlap`` the graph decides a batch while the loop writes out the one before: poll
+    N+1, send it to the graph, log, produce and commit N, then wait for N+1's decisions. Each
+    batch is still written out and committed whole and in order, and an id of N+1 that N decided
+    is answered with N's decision, as if N were in the log already. A batch N that fails
+    abandons N+1 (rewound, to be polled again) before it is retried, split or rewound itself, so
+    nothing is committed past it. The graph may then have seen N+1 before N's retry; the feature
+    state takes a replay as it does any other. N+1 is polled before N commits, so a rebalance in
+    that poll can take N's partitions first: N's commit then fails and its new owner decides it
+    again (at-least-once, as after a crash). Exactly-once mode never overlaps: its Kafka
+    transaction would have to stay open across a poll.
+    """
 
     def __init__(
         self,
@@ -197,30 +239,38 @@ class StreamLoop:
         observer: Observer | None = None,
         sleep: Callable[[float], None] = time.sleep,
         max_future: timedelta | None = timedelta(seconds=DEFAULT_MAX_FUTURE_S),
+        start_decide: StartDecide | None = None,
+        overlap: bool = False,
     ) -> None:
         self.source = source
         self.sink = sink
         self.decide = decide
+        self.start_decide = start_decide or _deferred(decide)
         self.write_log = write_log
         self.look_up_log = look_up_log
         self.settings = settings
         self.observer = observer
         self.sleep = sleep
         self.max_future = max_future
+        self.overlap = overlap and not settings.exactly_once
         self.stats = LoopStats()
         self._in_transaction = False
+        # With overlap: the batch decided, not yet written out.
+        self._pending: Batch | None = None
 
     def run(self, stopping: Callable[[], bool]) -> None:
         """Batches until ``stopping()`` says so; a batch in hand is always finished first."""
         while not stopping():
             self.step()
+        self.finish()
 
     def step(self) -> BatchOutcome | None:
         """One poll and, if it brought messages, one batch written out and committed.
 
         A batch that failed because a service is away is rewound so the next poll returns it
         again; ``None`` then, as after an empty poll. A batch split to isolate a message at fault
-        returns the sum of its parts.
+        returns the sum of its parts. With ``overlap`` the batch written out is the previous
+        poll's (an empty poll writes it out at once), and the new one is left decided, in hand.
         """
         kafka = self.settings
         clock = StageClock()
@@ -228,15 +278,69 @@ class StreamLoop:
         clock.lap("poll")
         records = [message for message in messages if not self._is_error(message)]
         outcome = None
-        if records:
+        if self.overlap:
+            outcome = self._overlapped(records, clock)
+        elif records:
             outcome = self._settle(records, clock)
         self._report_lag()
         return outcome
 
-    def _settle(self, records: Sequence[Record], clock: StageClock) -> BatchOutcome | None:
-        """Process the batch, retrying it in hand while it fails on its data, then split it."""
-        error: Exception | None = None
-        for attempt in range(self.settings.max_attempts):
+    def finish(self) -> BatchOutcome | None:
+        """Write out and commit the batch decided but not yet written (with ``overlap``)."""
+        batch, self._pending = self._pending, None
+        if batch is None:
+            return None
+        batch.clock.resume()
+        try:
+            return self._write(batch)
+        except Exception as failure:
+            return self._recover(batch.records, failure)
+
+    def _overlapped(self, records: Sequence[Record], clock: StageClock) -> BatchOutcome | None:
+        """Send ``records`` to the graph, write out the batch before meanwhile, then wait for
+        the graph, leaving the new batch in hand."""
+        previous, self._pending = self._pending, None
+        started: Batch | None = None
+        if records:
+            try:
+                started = self._prepare(records, clock, previous.answers if previous else {})
+            except Exception:
+                # Tried again below, on its own, once the batch before is out of the way.
+                started = None
+        done = None
+        if previous is not None:
+            previous.clock.resume()
+            try:
+                done = self._write(previous)
+            except Exception as failure:
+                # Rewound first, so that the batch before, whose offsets come earlier, is
+                # rewound last: nothing is committed past it, and nothing after it skipped.
+                if records:
+                    self._seek(records)
+                return self._recover(previous.records, failure)
+        if not records:
+            return done
+        if started is None:
+            return _summed([o for o in (done, self._settle(records, clock)) if o is not None])
+        clock.resume()
+        try:
+            self._decided(started)
+        except Exception as failure:
+            recovered = self._recover(records, failure)
+            return _summed([o for o in (done, recovered) if o is not None])
+        self._pending = started
+        return done
+
+    def _settle(
+        self,
+        records: Sequence[Record],
+        clock: StageClock | None,
+        tried: int = 0,
+        error: Exception | None = None,
+    ) -> BatchOutcome | None:
+        """Process the batch, retrying it in hand while it fails on its data, then split it;
+        ``tried`` times it failed already, last with ``error``."""
+        for attempt in range(tried, self.settings.max_attempts):
             if attempt:
                 self.sleep(self.settings.retry_backoff_s)
             try:
@@ -249,6 +353,14 @@ class StreamLoop:
                 error = failure
         assert error is not None
         return self._split(records, error)
+
+    def _recover(self, records: Sequence[Record], failure: Exception) -> BatchOutcome | None:
+        """After an overlapped attempt at a batch failed: what ``_settle`` does after its first."""
+        self._failed(records, failure)
+        if isinstance(failure, SERVICE_AWAY):
+            self._rewind(records)
+            return None
+        return self._settle(records, None, tried=1, error=failure)
 
     def _split(self, records: Sequence[Record], error: Exception) -> BatchOutcome | None:
         """Bisect a batch that keeps failing on its data until the message at fault is alone.
@@ -304,19 +416,26 @@ class StreamLoop:
         ``refused`` sends every message of the batch to the dead-letter topic with that reason,
         and commits them: the end of a message that could not be decided.
         """
-        clock = clock or StageClock()
-        kafka = self.settings
-        delivery_errors: list[KafkaError] = []
+        batch = self._prepare(records, clock or StageClock(), {}, refused)
+        self._decided(batch)
+        return self._write(batch)
 
-        def delivered(error: KafkaError | None, _: object) -> None:
-            if error is not None:
-                delivery_errors.append(error)
+    def _prepare(
+        self,
+        records: Sequence[Record],
+        clock: StageClock,
+        earlier: Mapping[str, DecisionRecord],
+        refused: str | None = None,
+    ) -> Batch:
+        """Parse a batch, look its ids up, and send the new ones to the graph.
 
-        if kafka.exactly_once:
+        ``earlier`` answers the ids of a batch decided but not yet in the log (with ``overlap``,
+        the one before), as the log would once it has it.
+        """
+        if self.settings.exactly_once:
             self.sink.begin_transaction()
             self._in_transaction = True
-        accepted: list[Transaction] = []
-        rejected = unknown_fields = 0
+        batch = Batch(records, clock)
         for record in records:
             parsed = (
                 Rejected(refused)
@@ -324,29 +443,68 @@ class StreamLoop:
                 else parse_transaction(record.value(), self.max_future)
             )
             if isinstance(parsed, Parsed):
-                accepted.append(parsed.transaction)
-                unknown_fields += bool(parsed.ignored)
-                continue
-            rejected += 1
+                batch.accepted.append(parsed.transaction)
+                batch.unknown_fields += bool(parsed.ignored)
+            else:
+                batch.rejected.append((record, parsed))
+        clock.lap("parse")
+        first: dict[str, Transaction] = {}
+        for transaction in batch.accepted:
+            first.setdefault(transaction.transaction_id, transaction)
+        unseen = [tx for tx in first if tx not in earlier]
+        batch.answers = {tx: earlier[tx] for tx in first if tx in earlier}
+        if unseen:
+            batch.answers.update(self.look_up_log(unseen))
+        batch.from_log = set(batch.answers)
+        clock.lap("lookup")
+        batch.fresh = [t for tx, t in first.items() if tx not in batch.from_log]
+        batch.waiting = self.start_decide(batch.fresh) if batch.fresh else _nothing
+        return batch
+
+    def _decided(self, batch: Batch) -> None:
+        """Wait for the graph's decisions of the batch's new ids, in the order asked."""
+        decisions = batch.waiting()
+        answered = [decision["transaction_id"] for decision in decisions]
+        asked = [transaction.transaction_id for transaction in batch.fresh]
+        if answered != asked:
+            raise BatchFailed(
+                f"the graph answered {len(answered)} decisions for {len(asked)} transactions, "
+                "or in another order"
+            )
+        batch.decisions = decisions
+        batch.answers.update(zip(asked, decisions, strict=True))
+        batch.clock.lap("graph")
+
+    def _write(self, batch: Batch) -> BatchOutcome:
+        """Log, produce and commit a decided batch: the log first, so a log that is away holds
+        the batch up without producing its decisions again on every retry."""
+        kafka = self.settings
+        clock = batch.clock
+        delivery_errors: list[KafkaError] = []
+
+        def delivered(error: KafkaError | None, _: object) -> None:
+            if error is not None:
+                delivery_errors.append(error)
+
+        decisions = batch.decisions
+        new_in_log = self.write_log(decisions, batch.fresh) if decisions else 0
+        clock.lap("log")
+        for record, rejection in batch.rejected:
             self.sink.produce(
                 kafka.dlq_topic,
                 value=record.value(),
                 key=record.key(),
                 headers=dead_letter_headers(
-                    parsed, record.topic() or "", record.partition() or 0, record.offset() or 0
+                    rejection, record.topic() or "", record.partition() or 0, record.offset() or 0
                 ),
                 on_delivery=delivered,
             )
-        clock.lap("parse")
-        answers, from_log, fresh, decisions = self._answers(accepted, clock)
-        new_in_log = self.write_log(decisions, fresh) if decisions else 0
-        clock.lap("log")
         alerts = replayed = 0
         answered: set[str] = set()
-        for transaction in accepted:
+        for transaction in batch.accepted:
             transaction_id = transaction.transaction_id
-            decision = answers[transaction_id]
-            replay = transaction_id in from_log or transaction_id in answered
+            decision = batch.answers[transaction_id]
+            replay = transaction_id in batch.from_log or transaction_id in answered
             answered.add(transaction_id)
             key = message_key(transaction)
             value = to_json(replayed_record(decision) if replay else decision)
@@ -365,7 +523,7 @@ class StreamLoop:
             # Serve librdkafka's delivery reports as we go, so its queue never fills up.
             self.sink.poll(0)
         clock.lap("produce")
-        offsets = next_offsets(records)
+        offsets = next_offsets(batch.records)
         if kafka.exactly_once:
             self.sink.send_offsets_to_transaction(
                 offsets, self.source.consumer_group_metadata(), kafka.delivery_timeout_s
@@ -384,51 +542,20 @@ class StreamLoop:
             self.source.commit(offsets=offsets, asynchronous=False)
         stages = clock.lap("commit")
         outcome = BatchOutcome(
-            messages=len(records),
-            decided=len(accepted),
+            messages=len(batch.records),
+            decided=len(batch.accepted),
             alerts=alerts,
-            dead_lettered=rejected,
+            dead_lettered=len(batch.rejected),
             new_in_log=new_in_log,
             seconds=clock.total(),
             stages=stages,
             replayed=replayed,
-            unknown_fields=unknown_fields,
+            unknown_fields=batch.unknown_fields,
         )
         self.stats.add(outcome)
         if self.observer is not None:
             self.observer.batch(outcome)
         return outcome
-
-    def _answers(
-        self, accepted: list[Transaction], clock: StageClock
-    ) -> tuple[dict[str, DecisionRecord], set[str], list[Transaction], list[DecisionRecord]]:
-        """Each accepted id's decision: the log's for an id decided before, else the graph's,
-        asked once per id. Also which ids the log answered, and the transactions the graph
-        decided now with their decisions: the ones to log."""
-        first: dict[str, Transaction] = {}
-        for transaction in accepted:
-            first.setdefault(transaction.transaction_id, transaction)
-        answers = dict(self.look_up_log(list(first))) if first else {}
-        from_log = set(answers)
-        clock.lap("lookup")
-        fresh = [transaction for tx, transaction in first.items() if tx not in from_log]
-        decisions = self._decide(fresh)
-        clock.lap("graph")
-        answers.update(zip((t.transaction_id for t in fresh), decisions, strict=True))
-        return answers, from_log, fresh, decisions
-
-    def _decide(self, transactions: list[Transaction]) -> list[DecisionRecord]:
-        if not transactions:
-            return []
-        decisions = self.decide(transactions)
-        answered = [decision["transaction_id"] for decision in decisions]
-        asked = [transaction.transaction_id for transaction in transactions]
-        if answered != asked:
-            raise BatchFailed(
-                f"the graph answered {len(answered)} decisions for {len(asked)} transactions, "
-                "or in another order"
-            )
-        return decisions
 
     def _commit_transaction(self) -> None:
         """Commit the Kafka transaction, retrying what librdkafka calls retriable (a broker
@@ -459,13 +586,16 @@ class StreamLoop:
     def _rewind(self, records: Sequence[Record]) -> None:
         """Seek back to the first offsets of what is uncommitted, so nothing is skipped, and pause
         before the next poll brings it again."""
+        self._seek(records)
+        self.sleep(self.settings.retry_backoff_s)
+
+    def _seek(self, records: Sequence[Record]) -> None:
         for partition in first_offsets(records):
             try:
                 self.source.seek(partition)
             except KafkaException as seek_error:
                 # The partition was taken away meanwhile: its new owner starts at the commit.
                 logger.info("not rewinding %s: %s", partition, seek_error)
-        self.sleep(self.settings.retry_backoff_s)
 
     def _is_error(self, message: Record) -> bool:
         error = message.error()
@@ -509,6 +639,10 @@ class StageClock:
     def __init__(self) -> None:
         self.started = self.last = time.perf_counter()
         self.stages: dict[str, float] = {}
+
+    def resume(self) -> None:
+        """Start the next lap now: the time since the last one went to another batch."""
+        self.last = time.perf_counter()
 
     def lap(self, stage: str) -> dict[str, float]:
         now = time.perf_counter()

@@ -45,6 +45,9 @@ logger = logging.getLogger(__name__)
 # every process of the cluster (and `make serve` sets it). Measured: without this every batch
 # failed with "No event loop running".
 CONSUMER_ENV = {"env_vars": {"RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "1"}}
+# How long a starting consumer waits to reach the graph before it joins the group anyway: a graph
+# that is away holds up its first batch, not the pool's start.
+WARM_UP_TIMEOUT_S = 10.0
 
 
 @ray.remote(max_restarts=-1, max_task_retries=0)
@@ -70,24 +73,52 @@ class Consumer:
             kafka,
             PoolMetrics(kafka.group, slot),
             max_future=None if max_future is None else timedelta(seconds=max_future),
+            start_decide=self._start_decide,
+            overlap=kafka.overlap,
         )
         self.timeout_s = kafka.graph_timeout_s
         self._features: list[dict[str, float]] | None = None
+        self._warm_up()
         self.consumer.subscribe([kafka.transactions_topic])
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"consumer-{slot}", daemon=True)
         self._thread.start()
 
+    def _warm_up(self) -> None:
+        """Reach the graph and the log once before joining the group.
+
+        A handle routes nothing until its router has learnt the graph's replicas from the
+        controller and connected to one, and the log opens its connection on first use: done on
+        the first batch, that wait holds up every partition the consumer was just given, and a
+        paced stream starts behind. Done here, the group waits for none of it. Neither service
+        needs to be up yet: a batch that finds one away is retried like any other.
+        """
+        try:
+            with graph_errors():
+                self.graph.health.remote().result(timeout_s=WARM_UP_TIMEOUT_S)
+            with log_errors():
+                self.log.logged([])
+        except Exception as error:  # warming up is an optimisation, never a reason not to start
+            logger.warning("consumer %d could not warm up: %s", self.slot, error)
+
     def _decide(self, transactions: list[Transaction]) -> list[DecisionRecord]:
-        """The graph's decisions, and their features for the log (drift reads them), which wait
-        here for the loop's write of the same batch, which always follows."""
+        return self._start_decide(transactions)()
+
+    def _start_decide(self, transactions: list[Transaction]) -> Callable[[], list[DecisionRecord]]:
+        """Send the batch to the graph; the wait returns its decisions, and keeps their
+        features for the log (drift reads them) until the loop's write of the same batch, which
+        always follows the wait before the next one."""
         with graph_errors():
-            decisions, names, rows = self.graph.decide_for_log.remote(transactions).result(
-                timeout_s=self.timeout_s
-            )
-        self._features = feature_maps(names, rows)
-        return decisions
+            response = self.graph.decide_for_log.remote(transactions)
+
+        def wait() -> list[DecisionRecord]:
+            with graph_errors():
+                decisions, names, rows = response.result(timeout_s=self.timeout_s)
+            self._features = feature_maps(names, rows)
+            return decisions
+
+        return wait
 
     def _write_log(self, decisions: list[DecisionRecord], transactions: list[Transaction]) -> int:
         features, self._features = self._features, None

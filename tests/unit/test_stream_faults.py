@@ -6,6 +6,10 @@ and the log are in-memory stand-ins behind the loop's own protocols; what they m
 loop relies on: output is visible once flushed (or once its Kafka transaction commits), a consumer
 that crashes restarts from the committed offsets, the log keeps the first decision of an id.
 
+The loop runs one batch at a time, or overlapped (the graph called for a batch before the one
+before it is written out and committed), with the graph called when the batch is sent, as the
+pool's handle does.
+
 Two properties, checked after every step and at the end:
 - every committed offset is decided (logged, and its decision on the decisions topic) or
   dead-lettered;
@@ -16,7 +20,7 @@ Two properties, checked after every step and at the end:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -226,6 +230,19 @@ class Graph:
             for t in transactions
         ]
 
+    def start(self, transactions: list[Transaction]) -> Callable[[], list[DecisionRecord]]:
+        """Decide now, answer when waited for: a handle call the loop waits for later."""
+        try:
+            decisions = self(transactions)
+        except Exception as error:
+            failure = error
+
+            def failed() -> list[DecisionRecord]:
+                raise failure
+
+            return failed
+        return lambda: decisions
+
 
 class Log:
     def __init__(self, faults: Faults) -> None:
@@ -286,10 +303,15 @@ def decided_or_dead(broker: Broker, log: Log, upto: list[int]) -> Iterator[str]:
     kinds=st.lists(KINDS, min_size=1, max_size=30),
     batch_size=st.integers(1, 8),
     exactly_once=st.booleans(),
+    overlap=st.booleans(),
     plan=st.fixed_dictionaries({step: st.lists(st.booleans(), max_size=12) for step in STEPS}),
 )
 def test_committed_offsets_are_decided_and_every_offset_ends_decided_or_dead_lettered(
-    kinds: list[str], batch_size: int, exactly_once: bool, plan: dict[str, list[bool]]
+    kinds: list[str],
+    batch_size: int,
+    exactly_once: bool,
+    overlap: bool,
+    plan: dict[str, list[bool]],
 ) -> None:
     messages = [message(kind, i) for i, kind in enumerate(kinds)]
     broker = Broker([messages[p::PARTITIONS] for p in range(PARTITIONS)])
@@ -301,7 +323,17 @@ def test_committed_offsets_are_decided_and_every_offset_ends_decided_or_dead_let
         """A consumer (re)started: from the committed offsets, with nothing in hand."""
         source = Source(broker, faults)
         sink = Sink(broker, source, faults)
-        return StreamLoop(source, sink, graph, log.write, log.logged, kafka, sleep=lambda _: None)
+        return StreamLoop(
+            source,
+            sink,
+            graph,
+            log.write,
+            log.logged,
+            kafka,
+            sleep=lambda _: None,
+            start_decide=graph.start,
+            overlap=overlap,
+        )
 
     loop = new_consumer()
     ends = [len(partition) for partition in broker.partitions]

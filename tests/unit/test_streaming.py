@@ -7,6 +7,7 @@ real clients, broker and graph are exercised in tests/integration/test_streaming
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -353,15 +354,44 @@ class Rig:
     sleeps: list[float]
 
 
-def rig(batches: list[list[Message]], failures: int = 0, **settings: Any) -> Rig:
+def rig(
+    batches: list[list[Message]], failures: int = 0, overlap: bool = False, **settings: Any
+) -> Rig:
     journal = Journal()
     source, sink = Source(journal, batches), Sink(journal)
     graph, log = Graph(journal, failures), Log(journal)
     sleeps: list[float] = []
     loop = StreamLoop(
-        source, sink, graph, log.write, log.logged, KafkaSettings(**settings), sleep=sleeps.append
+        source,
+        sink,
+        graph,
+        log.write,
+        log.logged,
+        KafkaSettings(**settings),
+        sleep=sleeps.append,
+        start_decide=eagerly(graph),
+        overlap=overlap,
     )
     return Rig(loop, journal, source, sink, graph, log, sleeps)
+
+
+def eagerly(graph: Graph) -> Callable[[list[Transaction]], Callable[[], list[DecisionRecord]]]:
+    """The graph called when a batch is sent, as the pool's handle does; its answer or its
+    failure comes when the loop waits for it."""
+
+    def start(transactions: list[Transaction]) -> Callable[[], list[DecisionRecord]]:
+        try:
+            decisions = graph(transactions)
+        except Exception as error:
+            failure = error
+
+            def failed() -> list[DecisionRecord]:
+                raise failure
+
+            return failed
+        return lambda: decisions
+
+    return start
 
 
 def mixed_batch() -> list[Message]:
@@ -564,6 +594,75 @@ def test_exactly_once_retries_a_retriable_commit_and_aborts_otherwise() -> None:
     r.sink.refuse_commits = [KafkaError(KafkaError._FENCED, txn_requires_abort=True)]
     assert r.loop.step() is None
     assert r.journal.events[-1] == "abort" and r.source.seeks
+
+
+def two_batches() -> list[list[Message]]:
+    return [
+        [Message(encoded(body("a", amount=20)), 0, 10), Message(b"{oops", 1, 3)],
+        [Message(encoded(body("b", amount=500)), 0, 11), Message(encoded(body("c")), 1, 4)],
+    ]
+
+
+def test_overlap_decides_the_next_batch_before_writing_out_the_one_before() -> None:
+    r = rig(two_batches(), overlap=True)
+    assert r.loop.step() is None, "the first batch is decided and kept in hand"
+    assert r.graph.calls == [["a"]] and "commit" not in r.journal.events
+
+    first = r.loop.step()
+    assert first is not None and (first.messages, first.decided, first.dead_lettered) == (2, 1, 1)
+    events = r.journal.events
+    assert events.index("decide", events.index("decide") + 1) < events.index("log"), (
+        "the second batch went to the graph before the first was logged"
+    )
+    assert r.source.committed == {("transactions", 0): 11, ("transactions", 1): 4}
+
+    second = r.loop.step()
+    assert second is not None and second.decided == 2, "an empty poll writes out the batch in hand"
+    assert r.source.committed == {("transactions", 0): 12, ("transactions", 1): 5}
+    assert [p[0] for p in r.sink.produced].count("decisions") == 3
+
+
+def test_overlap_answers_an_id_of_the_batch_in_hand_with_its_decision() -> None:
+    batches = [
+        [Message(encoded(body("a", amount=500)), 0, 1)],
+        [Message(encoded(body("a", amount=5)), 0, 2)],
+    ]
+    r = rig(batches, overlap=True)
+    outcomes = [r.loop.step() for _ in range(3)]
+    assert r.graph.calls == [["a"]], "decided once, though not yet in the log when asked again"
+    assert outcomes[2] is not None and outcomes[2].replayed == 1
+    replay = decode_decision(r.sink.produced[-1][2])
+    assert replay.replay and replay.decision == Action.DECLINE
+
+
+def test_overlap_a_batch_that_fails_rewinds_the_next_one_first() -> None:
+    batches = two_batches()
+    r = rig(batches + batches, overlap=True)
+    r.log.failures = 1
+    r.loop.step()
+    assert r.loop.step() is None
+    assert [(tp.partition, tp.offset) for tp in r.source.seeks] == [
+        (0, 11),
+        (1, 4),
+        (0, 10),
+        (1, 3),
+    ], "the next batch rewound, then the failed one, whose offsets come first"
+    assert r.source.committed == {}
+    while r.loop.step() is not None or r.source.batches:
+        pass
+    assert r.source.committed == {("transactions", 0): 12, ("transactions", 1): 5}
+    assert r.log.rows == {"a": "approve", "b": "decline", "c": "approve"}
+
+
+def test_overlap_a_stopping_loop_writes_out_the_batch_in_hand() -> None:
+    r = rig(two_batches()[:1], overlap=True)
+    r.loop.run(iter([False, True]).__next__)
+    assert r.source.committed == {("transactions", 0): 11, ("transactions", 1): 4}
+
+
+def test_exactly_once_never_overlaps() -> None:
+    assert not rig([], overlap=True, exactly_once=True).loop.overlap
+    assert rig([], overlap=True).loop.overlap
 
 
 def test_lag_is_the_distance_from_position_to_the_end() -> None:
