@@ -1,4 +1,5 @@
-"""CPU time of the processes a bench runs, read from /proc, grouped by what each process is.
+"""CPU time of the processes a bench runs, read from /proc, grouped by what each process is;
+and what py-spy sees each of them do (``profile``).
 
 A throughput figure on a shared 2-core machine moves with whatever else runs; CPU time per
 transaction does not, and it says which process a transaction's cost goes to. Ray names its
@@ -8,7 +9,10 @@ processes of a Ray cluster are told apart here.
 
 from __future__ import annotations
 
+import collections
 import os
+import subprocess
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,3 +143,49 @@ def used_between(before: Snapshot, after: Snapshot) -> CpuUse:
         seconds[group] = seconds.get(group, 0.0) + used - before.seconds.get(pid, 0.0)
         processes[group] = processes.get(group, 0) + 1
     return CpuUse(seconds, processes)
+
+
+def profile(pids: dict[int, str], seconds: float, top: int = 6) -> dict[str, list[str]]:
+    """py-spy samples each process for ``seconds`` at once; for each role, its ``top`` functions
+    by share of the role's busy samples (idle threads left out), as ``share function (file)``."""
+    folder = Path(tempfile.mkdtemp(prefix="pyspy-"))
+    running = []
+    for pid in pids:
+        out = folder / f"{pid}.txt"
+        command = ["py-spy", "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "50"]
+        command += ["-f", "raw", "-o", str(out), "--nonblocking"]
+        running.append(
+            (
+                pid,
+                out,
+                subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+            )
+        )
+    by_role: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for pid, out, process in running:
+        process.wait()
+        if not out.exists():
+            continue
+        for line in out.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            leaf = stack.rsplit(";", 1)[-1]
+            by_role[pids[pid]][_short(leaf)] += int(count)
+    return {
+        name: [
+            f"{count / sum(counter.values()):.0%} {frame}"
+            for frame, count in counter.most_common(top)
+        ]
+        for name, counter in by_role.items()
+    }
+
+
+def _short(frame: str) -> str:
+    """``function (package/module.py)`` from py-spy's ``function (path:line)``."""
+    function, _, where = frame.partition(" (")
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    parts = Path(path).parts
+    for anchor in ("site-packages", "fraud_ray", "lib"):
+        if anchor in parts:
+            parts = parts[parts.index(anchor) + 1 :]
+            break
+    return f"{function} ({'/'.join(parts[-2:])})"

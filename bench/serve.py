@@ -24,10 +24,11 @@ from pathlib import Path
 
 import aiohttp
 import traffic
-from processes import CpuMeter, cpu_table, processes, profile
+from cpu import profile, snapshot, used_between
 from report import write_section
 
 HERE = Path(__file__).parent
+LOAD_GENERATOR = "load generator"
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class Figures:
     p99_ms: float
     requests_per_s: float
     batch_tx_per_s: float
-    cpu_us: dict[str, float]
+    cpu: str
     frames: dict[str, list[str]]
 
 
@@ -93,16 +94,17 @@ async def measure(
             await asyncio.gather(*(client(first + k) for k in range(16)))
             return done
 
-        meter = CpuMeter({**server, os.getpid(): "load generator"})
-        meter.start()
+        named = {**server, os.getpid(): LOAD_GENERATOR}
+        before = snapshot(named, tree_of=os.getpid())
         started = time.perf_counter()
         done = await clients(concurrent_s, 100_000)
         throughput = done / (time.perf_counter() - started)
-        spent = meter.stop()
+        spent = used_between(before, snapshot(named, tree_of=os.getpid()))
         frames: dict[str, list[str]] = {}
         if options.profile:
             # A phase of its own: py-spy's sampling costs CPU that the figures above must not pay.
-            pids = {pid: name for pid, name in processes(server).items() if "Kafka" not in name}
+            servers = snapshot(server, tree_of=os.getpid()).groups
+            pids = {pid: name for pid, name in servers.items() if pid != os.getpid()}
             sampling = asyncio.create_task(asyncio.to_thread(profile, pids, options.profile))
             await clients(options.profile, 10_000_000)
             frames = await sampling
@@ -125,7 +127,7 @@ async def measure(
         p99_ms=latencies[int(len(latencies) * 0.99)] * 1000,
         requests_per_s=throughput,
         batch_tx_per_s=1000 / statistics.median(batches),
-        cpu_us={name: seconds / done * 1e6 for name, seconds in spent.items()},
+        cpu=spent.table(done, (LOAD_GENERATOR,)),
         frames=frames,
     )
 
@@ -270,12 +272,12 @@ def main() -> None:
     lines += [
         "",
         "Where the CPU went in the throughput phase: each process's CPU time (user and system, "
-        "from /proc) over the requests answered, in microseconds per request; the load "
-        "generator is the client.",
+        "from /proc) over the requests answered: CPU-us per transaction is per request here; "
+        "the load generator is the client.",
     ]
     for f in results:
         lines += ["", f"**{f.label}**", ""]
-        lines += cpu_table({name: us / 1e6 for name, us in f.cpu_us.items()}, 1, "request")
+        lines.append(f.cpu)
     if options.profile:
         lines += [
             "",
