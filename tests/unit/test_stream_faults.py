@@ -20,7 +20,7 @@ Two properties, checked after every step and at the end:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +33,7 @@ from fraud_ray.schema import Decision, DecisionRecord, Transaction
 from fraud_ray.settings import KafkaSettings
 from fraud_ray.streaming.codec import decode_decision, header_map
 from fraud_ray.streaming.loop import StreamLoop, Unavailable
+from tests.unit.eager import eagerly
 
 TOPIC = "transactions"
 PARTITIONS = 2
@@ -230,19 +231,6 @@ class Graph:
             for t in transactions
         ]
 
-    def start(self, transactions: list[Transaction]) -> Callable[[], list[DecisionRecord]]:
-        """Decide now, answer when waited for: a handle call the loop waits for later."""
-        try:
-            decisions = self(transactions)
-        except Exception as error:
-            failure = error
-
-            def failed() -> list[DecisionRecord]:
-                raise failure
-
-            return failed
-        return lambda: decisions
-
 
 class Log:
     def __init__(self, faults: Faults) -> None:
@@ -331,7 +319,7 @@ def test_committed_offsets_are_decided_and_every_offset_ends_decided_or_dead_let
             log.logged,
             kafka,
             sleep=lambda _: None,
-            start_decide=graph.start,
+            start_decide=eagerly(graph),
             overlap=overlap,
         )
 

@@ -7,7 +7,6 @@ real clients, broker and graph are exercised in tests/integration/test_streaming
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,6 +29,7 @@ from fraud_ray.streaming.codec import (
     parse_transaction,
 )
 from fraud_ray.streaming.loop import StreamLoop, Unavailable, first_offsets, next_offsets
+from tests.unit.eager import eagerly
 
 FEES = Fees(review_cost=3.0, decline_cost=10.0)
 
@@ -373,25 +373,6 @@ def rig(
         overlap=overlap,
     )
     return Rig(loop, journal, source, sink, graph, log, sleeps)
-
-
-def eagerly(graph: Graph) -> Callable[[list[Transaction]], Callable[[], list[DecisionRecord]]]:
-    """The graph called when a batch is sent, as the pool's handle does; its answer or its
-    failure comes when the loop waits for it."""
-
-    def start(transactions: list[Transaction]) -> Callable[[], list[DecisionRecord]]:
-        try:
-            decisions = graph(transactions)
-        except Exception as error:
-            failure = error
-
-            def failed() -> list[DecisionRecord]:
-                raise failure
-
-            return failed
-        return lambda: decisions
-
-    return start
 
 
 def mixed_batch() -> list[Message]:
