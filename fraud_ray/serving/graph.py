@@ -1,9 +1,10 @@
 """The Ray Serve application: Ingress -> FeatureStep -> Scorer -> DecisionStep.
 
 Each step is a deployment so it scales on its own: feature state is memory- or Redis-bound, the
-model is CPU-bound and batches, the decision is arithmetic. The ingress chains the steps by passing
-each ``DeploymentResponse`` straight into the next call, so intermediate results travel replica to
-replica without coming back through the ingress.
+model is CPU-bound and batches, the decision is arithmetic. The ingress chains the steps over
+handles that send by value over gRPC (``by_value``): each ``DeploymentResponse`` passed into the
+next call is resolved in the ingress and its value sent on, which costs less than the object
+store's round trips for payloads of a few kilobytes.
 
 Model updates: the ``ModelRollout`` actor (``fraud_ray.serving.rollout``) holds the version every
 Scorer replica should serve; ``POST /api/v1/model/reload`` sets it once the ingress has loaded and
