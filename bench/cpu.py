@@ -145,9 +145,15 @@ def used_between(before: Snapshot, after: Snapshot) -> CpuUse:
     return CpuUse(seconds, processes)
 
 
-def profile(pids: dict[int, str], seconds: float, top: int = 6) -> dict[str, list[str]]:
-    """py-spy samples each process for ``seconds`` at once; for each role, its ``top`` functions
-    by share of the role's busy samples (idle threads left out), as ``share function (file)``."""
+# The frames an inclusive profile names: ours, and the libraries a request passes through. Ray's
+# own event loops and worker threads sit under every sample and would name nothing.
+NAMED = ("fraud_ray/", "fastapi/", "starlette/", "pydantic/", "sqlalchemy/", "ray/serve/", "bench/")
+
+
+def profile(pids: dict[int, str], seconds: float, top: int = 8) -> dict[str, list[str]]:
+    """py-spy samples each process for ``seconds`` at once; for each role, the ``top`` functions
+    of ``NAMED`` by share of the role's busy samples that pass through them (idle threads left
+    out), as ``share function (file)``: inclusive, so a handler's share holds what it calls."""
     folder = Path(tempfile.mkdtemp(prefix="pyspy-"))
     running = []
     for pid in pids:
@@ -161,22 +167,27 @@ def profile(pids: dict[int, str], seconds: float, top: int = 6) -> dict[str, lis
                 subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
             )
         )
-    by_role: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    through: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    busy: collections.Counter[str] = collections.Counter()
     for pid, out, process in running:
         process.wait()
         if not out.exists():
             continue
+        role = pids[pid]
         for line in out.read_text().splitlines():
             stack, _, count = line.rpartition(" ")
-            leaf = stack.rsplit(";", 1)[-1]
-            by_role[pids[pid]][_short(leaf)] += int(count)
+            busy[role] += int(count)
+            frames = {_short(frame) for frame in stack.split(";") if _named(frame)}
+            for frame in frames:
+                through[role][frame] += int(count)
     return {
-        name: [
-            f"{count / sum(counter.values()):.0%} {frame}"
-            for frame, count in counter.most_common(top)
-        ]
-        for name, counter in by_role.items()
+        role: [f"{count / busy[role]:.0%} {frame}" for frame, count in counter.most_common(top)]
+        for role, counter in through.items()
     }
+
+
+def _named(frame: str) -> bool:
+    return any(package in frame for package in NAMED)
 
 
 def _short(frame: str) -> str:

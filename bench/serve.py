@@ -277,8 +277,9 @@ def main() -> None:
         lines += [
             "",
             f"What each process was doing ({options.profile:.0f} s of py-spy at 50 Hz during "
-            "16 clients' single requests, its own phase; each process's busiest functions, "
-            "by share of its samples that were not idle):",
+            "16 clients' single requests, its own phase; for each process, the functions of "
+            "fraud_ray, FastAPI, Starlette, pydantic, SQLAlchemy and Serve that most of its busy "
+            "samples pass through, inclusive of what they call):",
         ]
         for f in results:
             lines += ["", f"**{f.label}**", ""]

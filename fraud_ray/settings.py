@@ -286,6 +286,9 @@ class KafkaSettings(Section):
         1.0, description="pause before a failed batch is retried"
     )
     drain_timeout_s: PositiveFloat = Field(120.0, description="longest wait for a draining actor")
+    start_timeout_s: PositiveFloat = Field(
+        120.0, description="longest wait for a new consumer actor to be placed and warmed up"
+    )
     max_attempts: PositiveInt = Field(
         3,
         description="tries of a batch that fails on its data (not on an unreachable service) before "

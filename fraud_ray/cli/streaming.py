@@ -47,7 +47,7 @@ def ingest(
     """
     from fraud_ray.runtime import init_ray
     from fraud_ray.streaming.loop import LoopStats
-    from fraud_ray.streaming.pool import GraphNotRunning, run_until_signalled
+    from fraud_ray.streaming.pool import GraphNotRunning, PoolNotStarted, run_until_signalled
 
     base = settings(
         kafka=given(
@@ -84,7 +84,7 @@ def ingest(
 
     try:
         final = run_until_signalled(base, report, report_every)
-    except GraphNotRunning as error:
+    except (GraphNotRunning, PoolNotStarted) as error:
         fail(str(error))
     report(final)
     console.print("drained: every batch in hand was committed")

@@ -23,7 +23,7 @@ from typing import Any
 import confluent_kafka
 import ray
 from ray import serve
-from ray.exceptions import ActorUnavailableError, RayError, RayTaskError
+from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayError, RayTaskError
 from ray.serve.exceptions import RayServeException
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -226,14 +226,33 @@ class ConsumerPool:
             for slot in range(len(self.actors), size)
         ]
         leaving = self.actors[size:]
-        self.actors = self.actors[:size] + added
-        ray.get([actor.ready.remote() for actor in added])
+        self.actors = self.actors[:size]
+        self._wait_started(added)
+        self.actors += added
         # All asked at once, so the consumers finish their batches side by side.
         asked = [actor.drain.remote(kafka.drain_timeout_s) for actor in leaving]
-        drained = [self._drain(actor, ref) for actor, ref in zip(leaving, asked, strict=True)]
-        for actor in leaving:
-            ray.kill(actor, no_restart=True)
-        return drained
+        try:
+            return [self._drain(actor, ref) for actor, ref in zip(leaving, asked, strict=True)]
+        finally:
+            # Even when one did not drain in time: a consumer left alive would go on reading
+            # and holding its CPUs and partitions after the pool let it go.
+            for actor in leaving:
+                ray.kill(actor, no_restart=True)
+
+    def _wait_started(self, added: list[Any]) -> None:
+        """Wait for new consumers to be placed and warmed up; on ``kafka.start_timeout_s``,
+        end them and say why, rather than wait for ever for CPUs no node has."""
+        kafka = self.settings.kafka
+        try:
+            ray.get([actor.ready.remote() for actor in added], timeout=kafka.start_timeout_s)
+        except GetTimeoutError:
+            for actor in added:
+                ray.kill(actor, no_restart=True)
+            raise PoolNotStarted(
+                f"{len(added)} new consumers did not start within {kafka.start_timeout_s} s "
+                f"(kafka.start_timeout_s): each needs {kafka.consumer_cpus} free CPUs "
+                "(kafka.consumer_cpus) on a node of the cluster"
+            ) from None
 
     def _drain(self, actor: Any, asked: Any) -> LoopStats:
         """The drained consumer's stats; one that Ray is restarting is asked again until it is
@@ -291,3 +310,7 @@ def run_until_signalled(
 
 class GraphNotRunning(RuntimeError):
     """The Serve application the pool would feed is not there."""
+
+
+class PoolNotStarted(RuntimeError):
+    """New consumers could not be placed on the cluster in time."""

@@ -44,7 +44,7 @@ from fraud_ray.serving.graph import build_graph
 from fraud_ray.settings import CostSettings, KafkaSettings, Settings
 from fraud_ray.streaming.codec import decode_decision, header_map
 from fraud_ray.streaming.loop import Unavailable
-from fraud_ray.streaming.pool import ConsumerPool, graph_errors, log_errors
+from fraud_ray.streaming.pool import ConsumerPool, PoolNotStarted, graph_errors, log_errors
 
 from ..conftest import ensure_ray, free_port
 from .conftest import KafkaBroker, OwnServer
@@ -191,7 +191,22 @@ def group_positions(stream: Stream) -> tuple[dict[int, int], dict[int, int]]:
     return committed, ends
 
 
-def wait_until_consumed(stream: Stream) -> dict[int, int]:
+def consumers_said(pool: ConsumerPool | None) -> str:
+    """What each consumer of ``pool`` did and last failed on: why a stream fell behind."""
+    if pool is None:
+        return ""
+    try:
+        stats = ray.get([actor.stats.remote() for actor in pool.actors], timeout=30)
+    except Exception as error:
+        return f"; the consumers did not answer: {error!r}"
+    return "".join(
+        f"; consumer {slot}: {s.decided} decided, {s.failed_batches} failed batches, "
+        f"assigned {s.assigned}, last error {s.last_error}"
+        for slot, s in enumerate(stats)
+    )
+
+
+def wait_until_consumed(stream: Stream, pool: ConsumerPool | None = None) -> dict[int, int]:
     """Wait until the group has committed every partition to its end; returns the end offsets."""
     deadline = time.monotonic() + DEADLINE_S
     while True:
@@ -201,7 +216,9 @@ def wait_until_consumed(stream: Stream) -> dict[int, int]:
             committed, ends = {}, {None: 0}
         if committed == ends:
             return ends
-        assert time.monotonic() < deadline, f"not consumed: committed {committed}, ends {ends}"
+        assert time.monotonic() < deadline, (
+            f"not consumed: committed {committed}, ends {ends}{consumers_said(pool)}"
+        )
         time.sleep(0.5)
 
 
@@ -217,10 +234,14 @@ def logged_ids(log_url: str, prefix: str) -> list[str]:
         log.close()
 
 
-def wait_for_logged(log_url: str, prefix: str, count: int) -> None:
+def wait_for_logged(
+    log_url: str, prefix: str, count: int, pool: ConsumerPool | None = None
+) -> None:
     deadline = time.monotonic() + DEADLINE_S
     while len(logged_ids(log_url, prefix)) < count:
-        assert time.monotonic() < deadline, f"fewer than {count} decisions logged"
+        assert time.monotonic() < deadline, (
+            f"fewer than {count} decisions logged{consumers_said(pool)}"
+        )
         time.sleep(0.2)
 
 
@@ -281,9 +302,9 @@ def test_exactly_once_a_committed_reader_sees_each_decision_once(served: Served)
     pool.start()
     try:
         produce_transactions(stream, sent)
-        wait_for_logged(served.settings.decisions.url, stream.prefix, len(sent) // 3)
+        wait_for_logged(served.settings.decisions.url, stream.prefix, len(sent) // 3, pool)
         ray.kill(pool.actors[1], no_restart=False)
-        wait_until_consumed(stream)
+        wait_until_consumed(stream, pool)
     finally:
         pool.stop()
     ids = [t["transaction_id"] for t in sent]
@@ -414,10 +435,10 @@ def test_a_fault_run_decides_every_transaction_once_and_dead_letters_every_poiso
             reports += produce(stream.kafka.bootstrap, stream.kafka.transactions_topic, messages)
             if fault is not None:
                 # Mid-wave: some of its batches are committed before the fault, the rest after.
-                wait_for_logged(url, stream.prefix, decided_before + len(wave) // 3)
+                wait_for_logged(url, stream.prefix, decided_before + len(wave) // 3, pool)
                 fault()
             decided_before += len(wave)
-        wait_until_consumed(stream)
+        wait_until_consumed(stream, pool)
     finally:
         pool.stop()
     assert_nothing_lost(stream, valid, url)
@@ -446,7 +467,7 @@ def test_poison_goes_to_the_dead_letter_topic_and_its_neighbours_are_scored(
     pool = ConsumerPool(stream.settings)
     pool.start()
     try:
-        wait_until_consumed(stream)
+        wait_until_consumed(stream, pool)
     finally:
         pool.stop()
 
@@ -511,7 +532,7 @@ def test_a_poison_mix_is_dead_lettered_and_everything_else_decided_once(served: 
     pool.start()
     try:
         reports = produce(stream.kafka.bootstrap, stream.kafka.transactions_topic, messages)
-        wait_until_consumed(stream)
+        wait_until_consumed(stream, pool)
     finally:
         final = pool.stop()
     url = served.settings.decisions.url
@@ -567,6 +588,28 @@ def test_every_partition_is_consumed_while_the_pool_grows_and_shrinks(served: Se
     assert logged == {t["transaction_id"] for wave in waves for t in wave}
 
 
+def test_a_pool_no_node_can_place_says_so_and_starts_once_it_fits(served: Served) -> None:
+    stream = stream_for(served, pool_size=1, consumer_cpus=3.0, start_timeout_s=2.0)
+    pool = ConsumerPool(stream.settings)
+    with pytest.raises(PoolNotStarted, match=r"3\.0 free CPUs \(kafka\.consumer_cpus\)"):
+        pool.start()
+    assert pool.size == 0
+    fits = {"consumer_cpus": 0.2, "start_timeout_s": served.settings.kafka.start_timeout_s}
+    pool.settings = stream.settings.model_copy(
+        update={"kafka": stream.kafka.model_copy(update=fits)}
+    )
+    sent = transactions(stream.prefix, 50, seed=5)
+    pool.start()
+    try:
+        produce_transactions(stream, sent)
+        wait_until_consumed(stream, pool)
+    finally:
+        pool.stop()
+    assert set(logged_ids(served.settings.decisions.url, stream.prefix)) == {
+        t["transaction_id"] for t in sent
+    }
+
+
 def test_stream_decisions_equal_the_batch_endpoint(served: Served, tmp_path: Path) -> None:
     """The stream and ``POST /api/v1/predict/batch`` must decide the same transaction the same way.
 
@@ -584,7 +627,7 @@ def test_stream_decisions_equal_the_batch_endpoint(served: Served, tmp_path: Pat
     pool = ConsumerPool(stream.settings)
     pool.start()
     try:
-        wait_until_consumed(stream)
+        wait_until_consumed(stream, pool)
     finally:
         pool.stop()
     streamed = {
@@ -675,7 +718,7 @@ def test_the_alert_and_decision_endpoints_read_the_log(served: Served) -> None:
     pool = ConsumerPool(stream.settings)
     pool.start()
     try:
-        wait_until_consumed(stream)
+        wait_until_consumed(stream, pool)
     finally:
         pool.stop()
     log = DecisionLog(served.settings.decisions.url)
@@ -775,7 +818,7 @@ def test_every_metric_the_dashboards_query_is_exported(served: Served) -> None:
     pool = ConsumerPool(stream.settings)
     pool.start()
     try:
-        wait_until_consumed(stream)
+        wait_until_consumed(stream, pool)
         with httpx.Client(base_url=served.url, timeout=60) as client:
             answer = client.post("/api/v1/predict/single", json=transactions("metrics", 1)[0])
             assert answer.status_code == 200, answer.text
