@@ -73,6 +73,9 @@ def ray_head(env: dict[str, str], num_cpus: int, log: Path) -> Iterator[str]:
         f"--metrics-export-port={free_port()}",
         "--disable-usage-stats",
     ]
+    # On SIGTERM a head drains for 30 s by default so that a pod's proxies stop routing first;
+    # a test's head has no traffic left when it stops, and would only wait the 30 s out.
+    env = {**env, "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
     with log.open("w") as output:
         head = subprocess.Popen(
             command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True

@@ -59,9 +59,10 @@ def synthetic(rows: int, seed: int) -> pd.DataFrame:
     return frame
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def two_nodes() -> Iterator[Cluster]:
-    """A head and a worker node with one CPU each, so two training workers cannot share a node."""
+    """A head and a worker node with one CPU each, so two training workers cannot share a node;
+    one cluster for the module, since starting one is most of a test's time."""
     if ray.is_initialized():
         ray.shutdown()
     os.environ["RAY_AUTH_MODE"] = "disabled"  # Ray 2.60 turns token auth on by default
