@@ -12,12 +12,15 @@ from __future__ import annotations
 import collections
 import os
 import subprocess
+import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 PROC = Path("/proc")
+# The environment's own, installed with the dev extras.
+PY_SPY = Path(sys.executable).parent / "py-spy"
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
@@ -158,7 +161,7 @@ def profile(pids: dict[int, str], seconds: float, top: int = 8) -> dict[str, lis
     running = []
     for pid in pids:
         out = folder / f"{pid}.txt"
-        command = ["py-spy", "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "50"]
+        command = [str(PY_SPY), "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "50"]
         command += ["-f", "raw", "-o", str(out), "--nonblocking"]
         running.append(
             (
