@@ -190,11 +190,18 @@ def serve_child(spec: str, options: argparse.Namespace) -> None:
     from fraud_ray.serving.graph import build_graph
     from fraud_ray.settings import load_settings
 
-    label, port, _ = json.loads(spec)
+    label, port, env = json.loads(spec)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ray.init(address="local", include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_graph(load_settings()), route_prefix="/")
+    if FLOOR in env:
+        import serve_floor
+
+        # The replicas cannot import bench/: the floor's classes travel by value.
+        ray.cloudpickle.register_pickle_by_value(serve_floor)
+        serve.run(serve_floor.floor(int(env[FLOOR])), route_prefix="/")
+    else:
+        serve.run(build_graph(load_settings()), route_prefix="/")
     url = f"http://127.0.0.1:{port}"
     wait_for(url)
     figures = asyncio.run(measure(label, url, options, {}))
@@ -204,6 +211,8 @@ def serve_child(spec: str, options: argparse.Namespace) -> None:
 
 
 FOUR = {"FRAUD_RAY_SERVING_FUSE_STEPS": "false"}
+# Not a setting of fraud-ray: tells the child to serve bench/serve_floor.py with this many steps.
+FLOOR = "BENCH_SERVE_FLOOR_STEPS"
 OPTIMISED = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
 CONFIGURATIONS = [
     ("Serve, 4 deployments, default settings", FOUR),
@@ -213,6 +222,8 @@ CONFIGURATIONS = [
         "Serve, fused steps (2 deployments), throughput-optimised",
         {"FRAUD_RAY_SERVING_FUSE_STEPS": "true", **OPTIMISED},
     ),
+    ("Serve's floor: an empty ingress, default settings", {FLOOR: "0"}),
+    ("Serve's floor: an ingress and 3 echo steps, default settings", {FLOOR: "3"}),
 ]
 
 
@@ -260,9 +271,11 @@ def main() -> None:
         "",
         "Goals (issue 16): p50 <= 5x plain, req/s >= 0.33 of plain, batch >= 30,000 tx/s. "
         "The graph's handles send by value over gRPC in every configuration. "
-        "Throughput-optimised (`RAY_SERVE_THROUGHPUT_OPTIMIZED=1`) also serves HTTP from the "
-        "ingress replica itself (no proxy), keeps the router on the replica's loop and buffers "
-        f"Serve's logs. Load average {load:.2f} when the run started.",
+        "Throughput-optimised (`RAY_SERVE_THROUGHPUT_OPTIMIZED=1`) changes several of Serve's "
+        "defaults: the router on the replica's loop, buffered logs, gRPC by default, direct "
+        "ingress. The floor rows serve `bench/serve_floor.py`, the same routes with nothing in "
+        "the steps: what Serve itself costs on this machine before any of fraud-ray's code "
+        f"runs. Load average {load:.2f} when the run started.",
     ]
     lines += [
         "",

@@ -282,6 +282,11 @@ class KafkaSettings(Section):
         10.0, ge=6, description="a silent (killed) consumer's partitions move on after this long"
     )
     linger_ms: int = Field(5, ge=0, description="producer: wait to fill a request with messages")
+    fetch_min_bytes: PositiveInt = Field(
+        65536,
+        description="consumer: bytes the broker gathers before it answers a fetch (or "
+        "batch_wait_s passes); fewer, fuller fetches cost the broker far less CPU",
+    )
     retry_backoff_s: PositiveFloat = Field(
         1.0, description="pause before a failed batch is retried"
     )

@@ -70,6 +70,13 @@ class OwnServer:
     def stop(self) -> None:
         run_script(self.script, "stop", self._own_env())
 
+    def ensure_running(self) -> None:
+        """Start it again if a test before left it down (a fault it injected, then failed before
+        the restart): one failure must not turn every later test into a wait for a dead server.
+        An external server is not ours to start."""
+        if self.env is not None:
+            run_script(self.script, "start", self.env)
+
     @contextmanager
     def stopped(self) -> Iterator[None]:
         """Down for the body of the ``with``, and up again after it even if the body fails, so

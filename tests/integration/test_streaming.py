@@ -59,6 +59,13 @@ SERVED_COSTS = CostSettings(review_cost=1.5, decline_cost=25.0)
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def services_up(kafka_broker: KafkaBroker, postgres: OwnServer) -> None:
+    """The broker and the database up before each test, whatever the test before did to them."""
+    kafka_broker.ensure_running()
+    postgres.ensure_running()
+
+
 @dataclass(frozen=True)
 class Served:
     url: str

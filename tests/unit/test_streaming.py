@@ -664,6 +664,9 @@ def test_client_configurations() -> None:
     kafka = KafkaSettings(group="g", exactly_once=True)
     consumer = consumer_config(kafka)
     assert consumer["enable.auto.commit"] is False and consumer["group.id"] == "g"
+    # The broker holds a fetch no longer than the loop waits to fill a batch.
+    assert consumer["fetch.wait.max.ms"] == 50 and consumer["fetch.min.bytes"] == 65536
+    assert consumer_config(KafkaSettings(batch_wait_s=0.0004))["fetch.wait.max.ms"] == 1
     producer = producer_config(kafka, 3)
     assert producer["transactional.id"] == transactional_id(kafka, 3) == "g-consumer-3"
     assert producer["enable.idempotence"] is True
