@@ -51,4 +51,8 @@ class FloorIngress:
 
 
 def floor(steps: int) -> serve.Application:
-    return FloorIngress.bind(*(Echo.options(name=f"Echo{i}").bind() for i in range(steps)))
+    """Each replica asks for as few CPUs as the graph's steps do (a deployment's default is one,
+    which two cores could not place four times)."""
+    cpus = {"num_cpus": 0.1}
+    echoes = [Echo.options(name=f"Echo{i}", ray_actor_options=cpus).bind() for i in range(steps)]
+    return FloorIngress.options(ray_actor_options=cpus).bind(*echoes)
