@@ -31,8 +31,8 @@ def consumer_config(kafka: KafkaSettings) -> dict[str, Any]:
         # Transactions of an exactly-once writer upstream are read only once committed.
         "isolation.level": "read_committed",
         # A fetch answered with whatever one message brought kept the broker answering small
-        # fetches without pause, a core's worth of CPU at a few thousand transactions/s; it
-        # now waits for a batch's worth, or as long as the loop waits to fill a batch anyway.
+        # fetches without pause, which starved the pool on a shared machine (docs/benchmarks.md,
+        # streaming); it now waits for a batch's worth, or as long as the loop would anyway.
         "fetch.min.bytes": kafka.fetch_min_bytes,
         "fetch.wait.max.ms": max(int(kafka.batch_wait_s * 1000), 1),
     }

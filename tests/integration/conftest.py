@@ -75,7 +75,7 @@ class OwnServer:
         the restart): one failure must not turn every later test into a wait for a dead server.
         An external server is not ours to start."""
         if self.env is not None:
-            run_script(self.script, "start", self.env)
+            self.start()
 
     @contextmanager
     def stopped(self) -> Iterator[None]:
