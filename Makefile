@@ -12,8 +12,11 @@ $(BIN)/uv:
 	$(BIN)/pip install --quiet uv==$(UV_VERSION)
 
 # The lock pins every package, direct or not, so a fresh machine gets the environment tested here.
+# Bytecode is compiled once here: uv does not by default, and where PYTHONDONTWRITEBYTECODE is set
+# (this machine, many container images) every Ray worker, replica and trial would otherwise compile
+# Ray, pandas and scikit-learn from source as it starts (docs/benchmarks.md, "Start-up").
 $(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
 
