@@ -116,7 +116,7 @@ def main() -> None:
             f"{args.rounds}); the fit is `train_model` with two Ray Train workers on 3,000 rows, "
             "twice in one Ray session, each fit starting its own controller and worker group. "
             "`make install` compiles bytecode (`uv pip install --compile-bytecode`); the "
-            "\"no bytecode\" row is what every process paid before, with "
+            '"no bytecode" row is what every process paid before, with '
             "`PYTHONDONTWRITEBYTECODE=1` set as it is on this machine.",
             "",
             *table,
