@@ -48,6 +48,7 @@ from report import write_section
 from fraud_ray.serving.graph import build_graph
 from fraud_ray.settings import KafkaSettings, ServingSettings, Settings, SimulatorSettings
 from fraud_ray.simulator import write_simulation
+from fraud_ray.streaming.loop import LoopStats
 from fraud_ray.streaming.pool import ConsumerPool
 from fraud_ray.training.job import train
 
@@ -296,9 +297,10 @@ def decision_times(settings: Settings, count: int) -> dict[str, int]:
 
 def latencies(
     settings: Settings, rate: float, seconds: float, partitions: int, warmup_s: float
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, str]:
     """Latencies (ms) of ``seconds`` of transactions at ``rate``, after ``warmup_s`` of the same
-    stream, whose own latencies come second: how fast a fresh pool catches up with the stream."""
+    stream, whose own latencies come second: how fast a fresh pool catches up with the stream;
+    and how the consumers' batches went meanwhile (``paced_batches``)."""
     settings = topics_for(settings, partitions)
     kafka = settings.kafka
     pool = ConsumerPool(settings)
@@ -311,10 +313,27 @@ def latencies(
         while not consumed(settings):
             time.sleep(0.2)
     finally:
-        pool.stop()
+        drained = pool.stop()
     seen = decision_times(settings, len(stamps))
     every = np.array([seen[tx] - stamps[tx] for tx, _, _ in messages], dtype=float)
-    return every[warmup:], every[:warmup]
+    return every[warmup:], every[:warmup], paced_batches(drained)
+
+
+def paced_batches(drained: list[LoopStats]) -> str:
+    """Batches, their mean size and each step's milliseconds per batch over a paced stream: a
+    latency is the wait for a batch to fill plus the steps of the batch it is in."""
+    batches = sum(stats.batches for stats in drained)
+    if not batches:
+        return "no batches"
+    stages: dict[str, float] = {}
+    for stats in drained:
+        for stage, seconds in stats.stage_seconds.items():
+            stages[stage] = stages.get(stage, 0.0) + seconds
+    decided = sum(stats.decided for stats in drained)
+    steps = ", ".join(
+        f"{stage} {1000 * seconds / batches:.0f}" for stage, seconds in stages.items()
+    )
+    return f"{batches} batches of {decided / batches:,.0f} transactions; ms per batch: {steps}"
 
 
 def by_second(latencies_ms: np.ndarray, rate: float) -> str:
@@ -439,7 +458,7 @@ def main() -> None:
                 )
                 print(plain.cpu.table(plain.transactions, (DRIVER,)), flush=True)
             latency_load = os.getloadavg()[0]
-            lat, warming = latencies(
+            lat, warming, paced = latencies(
                 with_batches(settings, options.pool_size, options.batch_size),
                 pooled.rate / 2,
                 options.latency_seconds,
@@ -453,6 +472,7 @@ def main() -> None:
                 f"{by_second(warming, pooled.rate / 2)}",
                 flush=True,
             )
+            print(f"at the paced rate: {paced}", flush=True)
             grid = []
             for pool_size in (1, 2, 4) if options.grid else ():
                 for batch in (250, 1000, 4000):
