@@ -105,6 +105,8 @@ def test_the_rayservice_serve_config_deploys_and_decides(
             [BIN / "serve", "status", "--address", address], env=env, capture_output=True, text=True
         )
         assert answer is not None and answer.status_code == 200, status.stdout + status.stderr
+        # KubeRay's readiness probe of a serving pod; the pods run Serve behind HAProxy.
+        assert httpx.get(f"{base}/-/healthz", timeout=5).status_code == 200
         decision = httpx.post(
             f"{base}/api/v1/predict/single",
             json={
