@@ -104,6 +104,10 @@ def ensure_ray() -> None:
     # With HAProxy (`make test` runs with `make serve`'s flags) an ingress replica stays 30 s after
     # it is told to stop, for load balancers elsewhere to notice; here nothing else routes to it.
     os.environ["RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"] = "0"
+    # HAProxy's stats and metrics ports are fixed (8404, 9101): a `make serve` running beside the
+    # suite holds them, and the tests' Serve could not start its HAProxy.
+    os.environ["RAY_SERVE_HAPROXY_STATS_PORT"] = str(free_port())
+    os.environ["RAY_SERVE_HAPROXY_METRICS_PORT"] = str(free_port())
     # A Ray of the tests' own, never one that another process on the machine started.
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     configure_data(RaySettings())  # the Ray Data knobs production uses
