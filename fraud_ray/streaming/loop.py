@@ -223,9 +223,10 @@ class StreamLoop:
     abandons N+1 (rewound, to be polled again) before it is retried, split or rewound itself, so
     nothing is committed past it. The graph may then have seen N+1 before N's retry; the feature
     state takes a replay as it does any other. N+1 is polled before N commits, so a rebalance in
-    that poll can take N's partitions first: N's commit then fails and its new owner decides it
-    again (at-least-once, as after a crash). Exactly-once mode never overlaps: its Kafka
-    transaction would have to stay open across a poll.
+    that poll can take N's partitions first: N commits only the partitions it still holds, and
+    the new owner decides the rest again from the group's commit (at-least-once, as after a
+    crash). Exactly-once mode never overlaps: its Kafka transaction would have to stay open
+    across a poll.
     """
 
     def __init__(
@@ -539,7 +540,9 @@ class StreamLoop:
         if delivery_errors:
             raise BatchFailed(f"the broker refused output of the batch: {delivery_errors[0]}")
         if not kafka.exactly_once:
-            self.source.commit(offsets=offsets, asynchronous=False)
+            owned = owned_offsets(offsets, self.source.assignment())
+            if owned:
+                self.source.commit(offsets=owned, asynchronous=False)
         stages = clock.lap("commit")
         outcome = BatchOutcome(
             messages=len(batch.records),
@@ -692,6 +695,21 @@ def next_offsets(records: Sequence[Record]) -> list[TopicPartition]:
     return [
         TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in last.items()
     ]
+
+
+def owned_offsets(
+    offsets: list[TopicPartition], assignment: list[TopicPartition]
+) -> list[TopicPartition]:
+    """The offsets of the partitions this consumer still holds.
+
+    With cooperative rebalancing the broker takes a member's commit for a partition it has just
+    handed over: a batch polled before the rebalance and committed after it would move the
+    group's offset back under the new owner, which, once it has read to the end, never commits
+    that partition again, so the group shows a lag that never drains and a restart replays it.
+    Rebalances run inside a poll, never between this check and the commit after it.
+    """
+    held = {(tp.topic, tp.partition) for tp in assignment}
+    return [tp for tp in offsets if (tp.topic, tp.partition) in held]
 
 
 def first_offsets(records: Sequence[Record]) -> list[TopicPartition]:
