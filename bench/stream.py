@@ -333,7 +333,13 @@ def paced_batches(drained: list[LoopStats]) -> str:
     steps = ", ".join(
         f"{stage} {1000 * seconds / batches:.0f}" for stage, seconds in stages.items()
     )
-    return f"{batches} batches of {decided / batches:,.0f} transactions; ms per batch: {steps}"
+    failed = sum(stats.failed_batches for stats in drained)
+    errors = sorted({stats.last_error for stats in drained if stats.last_error})
+    retried = f"; {failed} failed and retried ({'; '.join(errors)})" if failed else ""
+    return (
+        f"{batches} batches of {decided / batches:,.0f} transactions; ms per batch: {steps}"
+        f"{retried}"
+    )
 
 
 def by_second(latencies_ms: np.ndarray, rate: float) -> str:
