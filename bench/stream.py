@@ -236,11 +236,7 @@ def max_rate(
         after = snapshot(named, os.getpid())
     finally:
         drained = pool.stop()
-    stages: dict[str, float] = {}
-    for stats in drained:
-        for stage, seconds in stats.stage_seconds.items():
-            stages[stage] = stages.get(stage, 0.0) + seconds
-    return Run(count, rate_of(settings, count), stages, used_between(before, after))
+    return Run(count, rate_of(settings, count), summed_stages(drained), used_between(before, after))
 
 
 def plain_rate(
@@ -319,16 +315,22 @@ def latencies(
     return every[warmup:], every[:warmup], paced_batches(drained)
 
 
+def summed_stages(drained: list[LoopStats]) -> dict[str, float]:
+    """Each step's seconds, summed over the consumers."""
+    stages: dict[str, float] = {}
+    for stats in drained:
+        for stage, seconds in stats.stage_seconds.items():
+            stages[stage] = stages.get(stage, 0.0) + seconds
+    return stages
+
+
 def paced_batches(drained: list[LoopStats]) -> str:
     """Batches, their mean size and each step's milliseconds per batch over a paced stream: a
     latency is the wait for a batch to fill plus the steps of the batch it is in."""
     batches = sum(stats.batches for stats in drained)
     if not batches:
         return "no batches"
-    stages: dict[str, float] = {}
-    for stats in drained:
-        for stage, seconds in stats.stage_seconds.items():
-            stages[stage] = stages.get(stage, 0.0) + seconds
+    stages = summed_stages(drained)
     decided = sum(stats.decided for stats in drained)
     steps = ", ".join(
         f"{stage} {1000 * seconds / batches:.0f}" for stage, seconds in stages.items()
