@@ -75,6 +75,7 @@ LATEST_TIMESTAMP = datetime(2200, 1, 1, tzinfo=UTC)
 # stream passes ``serving.max_future_s``. FastAPI validates a body without a context, so without
 # one there is no bound and the HTTP handlers apply the setting themselves (``refuse_future``).
 MAX_FUTURE = "max_future"
+_IN_RANGE = f"must be from {EARLIEST_TIMESTAMP:%Y-%m-%d} to before {LATEST_TIMESTAMP:%Y-%m-%d} (UTC)"
 DEFAULT_MAX_FUTURE_S = 3600.0
 
 
@@ -185,13 +186,12 @@ class Transaction(BaseModel):
     @field_validator("timestamp")
     @classmethod
     def _as_utc(cls, value: datetime, info: ValidationInfo) -> datetime:
-        in_range = f"must be from {EARLIEST_TIMESTAMP:%Y-%m-%d} to before {LATEST_TIMESTAMP:%Y-%m-%d} (UTC)"
         try:
             moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         except OverflowError:  # 9999-12-31T23:00-05:00 is past the last datetime Python has
-            raise ValueError(in_range) from None
+            raise ValueError(_IN_RANGE) from None
         if not EARLIEST_TIMESTAMP <= moment < LATEST_TIMESTAMP:
-            raise ValueError(in_range)
+            raise ValueError(_IN_RANGE)
         context = info.context if isinstance(info.context, dict) else {}
         problem = too_far_ahead(moment, context.get(MAX_FUTURE))
         if problem is not None:
