@@ -182,13 +182,19 @@ class MemoryState:
 
     def histories(self, events: Sequence[Event]) -> Histories:
         found = Histories()
+        cards, terminals = found.cards, found.terminals
         for event in events:
-            if event.card_id is not None:
-                found.cards[event.card_id] = self._cards.setdefault(event.card_id, CardHistory())
-            if event.terminal_id is not None:
-                found.terminals[event.terminal_id] = self._terminals.setdefault(
-                    event.terminal_id, TerminalHistory()
-                )
+            card_id, terminal_id = event.card_id, event.terminal_id
+            if card_id is not None and card_id not in cards:
+                card = self._cards.get(card_id)
+                if card is None:  # built only when missing: a dataclass costs a microsecond
+                    card = self._cards[card_id] = CardHistory()
+                cards[card_id] = card
+            if terminal_id is not None and terminal_id not in terminals:
+                terminal = self._terminals.get(terminal_id)
+                if terminal is None:
+                    terminal = self._terminals[terminal_id] = TerminalHistory()
+                terminals[terminal_id] = terminal
         return found
 
     def commit(self, histories: Histories) -> None:
