@@ -155,15 +155,20 @@ class DriverInsert:
 
     def __init__(self, dialect: Dialect, table: sa.Table, key: list[str]) -> None:
         insert = SUPPORTED_DIALECTS[dialect.name]
-        columns = [column.name for column in table.c if column.name not in (LABEL, "labelled_at")]
+        # The order a row's values come in (``execute``): the table's, without the label's columns.
+        self.columns = [c.name for c in table.c if c.name not in (LABEL, "labelled_at")]
         compiled = (
             insert(table)
             .on_conflict_do_nothing(index_elements=key)
-            .compile(dialect=dialect, column_keys=columns)
+            .compile(dialect=dialect, column_keys=self.columns)
         )
         self.sql = str(compiled)
-        # The order of positional parameters (SQLite's ?), None for named ones (psycopg's).
-        self.positions = compiled.positiontup
+        # Where each positional parameter (SQLite's ?) is in a row, None for named ones
+        # (psycopg's); None too when the statement takes them in the row's own order.
+        positions = compiled.positiontup
+        self._named = positions is None
+        order = None if positions is None else [self.columns.index(name) for name in positions]
+        self._order = None if order == list(range(len(self.columns))) else order
         self.text_instants = dialect.name == "sqlite"
 
     def instant(self, value: datetime | str) -> datetime | str:
@@ -173,15 +178,20 @@ class DriverInsert:
             raise ValueError(f"naive datetime {moment} given to the decision log: say it is UTC")
         if not self.text_instants:
             return moment
-        return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        if moment.tzinfo is not UTC:  # validated transactions are in UTC already
+            moment = moment.astimezone(UTC)
+        return moment.replace(tzinfo=None).isoformat(" ", "microseconds")
 
-    def execute(self, connection: sa.Connection, rows: list[dict[str, Any]]) -> int:
-        """Insert the rows in one executemany; returns how many were new."""
-        params: list[Any] = (
-            rows
-            if self.positions is None
-            else [tuple(row[name] for name in self.positions) for row in rows]
-        )
+    def execute(self, connection: sa.Connection, rows: list[tuple[Any, ...]]) -> int:
+        """Insert the rows (values in ``columns`` order) in one executemany; returns how many
+        were new."""
+        params: list[Any]
+        if self._named:
+            params = [dict(zip(self.columns, row, strict=True)) for row in rows]
+        elif self._order is not None:
+            params = [tuple(row[i] for i in self._order) for row in rows]
+        else:
+            params = rows
         result = connection.exec_driver_sql(
             self.sql, params, execution_options={"preserve_rowcount": True}
         )
@@ -270,31 +280,38 @@ class DecisionLog:
         _check_aligned(decisions, transactions, features)
         if not decisions:
             return 0
-        instant = self._insert_decisions.instant
+        insert = self._insert_decisions
+        scored_at = _Instants(insert.instant)
         rows = [
-            _row(decision, transaction, None if features is None else features[i], instant)
+            _row(
+                decision,
+                transaction,
+                None if features is None else features[i],
+                insert.instant,
+                scored_at,
+            )
             for i, (decision, transaction) in enumerate(zip(decisions, transactions, strict=True))
         ]
         with self.engine.begin() as connection:
-            return self._insert_decisions.execute(connection, rows)
+            return insert.execute(connection, rows)
 
     def write_shadow(self, decisions: Sequence[DecisionRecord]) -> int:
         """Log a challenger's decisions; a replayed batch changes nothing, as in ``write``."""
         if not decisions:
             return 0
-        instant = self._insert_shadow.instant
+        scored_at = _Instants(self._insert_shadow.instant)
         rows = [
-            {
-                TRANSACTION_ID: decision[TRANSACTION_ID],
-                "model_version": decision["model"]["version"],
-                "model_name": decision["model"]["name"],
-                "fraud_probability": decision["fraud_probability"],
-                "decision": decision["decision"],
-                "expected_cost": decision["expected_cost"],
-                REVIEW_COST: decision["costs"][REVIEW_COST],
-                DECLINE_COST: decision["costs"][DECLINE_COST],
-                "scored_at": instant(decision["scored_at"]),
-            }
+            (  # shadow_table's columns, in order
+                decision[TRANSACTION_ID],
+                decision["model"]["version"],
+                decision["model"]["name"],
+                decision["fraud_probability"],
+                decision["decision"],
+                decision["expected_cost"],
+                decision["costs"][REVIEW_COST],
+                decision["costs"][DECLINE_COST],
+                scored_at(decision["scored_at"]),
+            )
             for decision in decisions
         ]
         with self.engine.begin() as connection:
@@ -577,32 +594,50 @@ def _instant(value: datetime | str) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
+class _Instants:
+    """``DriverInsert.instant`` remembering its answers: every decision of a batch has the same
+    ``scored_at``, converted once instead of once a row."""
+
+    def __init__(self, instant: Callable[[datetime | str], datetime | str]) -> None:
+        self.instant = instant
+        self.seen: dict[datetime | str, datetime | str] = {}
+
+    def __call__(self, value: datetime | str) -> datetime | str:
+        found = self.seen.get(value)
+        if found is None:
+            found = self.seen[value] = self.instant(value)
+        return found
+
+
 def _row(
     decision: DecisionRecord,
     transaction: Transaction,
     features: Mapping[str, float] | None,
     instant: Callable[[datetime | str], datetime | str],
-) -> dict[str, Any]:
+    scored_at: Callable[[datetime | str], datetime | str],
+) -> tuple[Any, ...]:
+    """A decision's values in the order of ``decisions_table``'s columns (``DriverInsert``)."""
+    costs = decision["costs"]
     model = decision["model"]
-    return {
-        TRANSACTION_ID: decision[TRANSACTION_ID],
-        CARD_ID: transaction.card_id,
-        TERMINAL_ID: transaction.terminal_id,
-        AMOUNT: transaction.amount,
-        TIMESTAMP: instant(transaction.timestamp),
-        "fraud_probability": decision["fraud_probability"],
-        "decision": decision["decision"],
-        "expected_cost": decision["expected_cost"],
-        "reasons": _json_text(decision["reasons"]),
-        "model_name": model["name"],
-        "model_version": model["version"],
-        REVIEW_COST: decision["costs"][REVIEW_COST],
-        DECLINE_COST: decision["costs"][DECLINE_COST],
-        "scored_at": instant(decision["scored_at"]),
-        "latency_ms": decision["latency_ms"],
+    return (
+        decision[TRANSACTION_ID],
+        transaction.card_id,
+        transaction.terminal_id,
+        transaction.amount,
+        instant(transaction.timestamp),
+        decision["fraud_probability"],
+        decision["decision"],
+        decision["expected_cost"],
+        _json_text(decision["reasons"]),
+        model["name"],
+        model["version"],
+        costs[REVIEW_COST],
+        costs[DECLINE_COST],
+        scored_at(decision["scored_at"]),
+        decision["latency_ms"],
         # JSON has no NaN: ``to_json`` stores a missing feature as null, read back as NaN.
-        "features": None if features is None else _json_text(features),
-    }
+        None if features is None else _json_text(features),
+    )
 
 
 def _logged(row: Mapping[str, Any]) -> LoggedDecision:

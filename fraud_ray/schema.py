@@ -75,7 +75,9 @@ LATEST_TIMESTAMP = datetime(2200, 1, 1, tzinfo=UTC)
 # stream passes ``serving.max_future_s``. FastAPI validates a body without a context, so without
 # one there is no bound and the HTTP handlers apply the setting themselves (``refuse_future``).
 MAX_FUTURE = "max_future"
-_IN_RANGE = f"must be from {EARLIEST_TIMESTAMP:%Y-%m-%d} to before {LATEST_TIMESTAMP:%Y-%m-%d} (UTC)"
+_IN_RANGE = (
+    f"must be from {EARLIEST_TIMESTAMP:%Y-%m-%d} to before {LATEST_TIMESTAMP:%Y-%m-%d} (UTC)"
+)
 DEFAULT_MAX_FUTURE_S = 3600.0
 
 
