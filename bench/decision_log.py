@@ -26,14 +26,23 @@ from pathlib import Path
 from report import write_section
 
 from fraud_ray.decision_log import DecisionLog, metadata
-from fraud_ray.schema import Action, Decision, ModelRef, Reason, Transaction
+from fraud_ray.schema import (
+    Action,
+    Decision,
+    DecisionRecord,
+    Fees,
+    ModelRef,
+    Reason,
+    Transaction,
+)
 
 POSTGRES_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "postgres.sh"
 START = datetime(2025, 6, 1, tzinfo=UTC)
 
 
-def batch(first: int, size: int) -> tuple[list[Decision], list[Transaction], list[dict]]:
-    """Decisions shaped like the served ones: two reasons and a full feature row each."""
+def batch(first: int, size: int) -> tuple[list[DecisionRecord], list[Transaction], list[dict]]:
+    """Decisions as the graph hands them to the log (``DecisionRecord``): two reasons and a full
+    feature row each, and one ``scored_at`` for the batch, which the graph scores at once."""
     ids = range(first, first + size)
     transactions = [
         Transaction(
@@ -45,7 +54,7 @@ def batch(first: int, size: int) -> tuple[list[Decision], list[Transaction], lis
         )
         for i in ids
     ]
-    decisions = [
+    decisions: list[DecisionRecord] = [
         Decision(
             transaction_id=f"tx-{i}",
             fraud_probability=(i % 1000) / 1000,
@@ -58,9 +67,10 @@ def batch(first: int, size: int) -> tuple[list[Decision], list[Transaction], lis
                 ),
             ],
             model=ModelRef(name="fraud-ray", version="3"),
-            scored_at=START + timedelta(seconds=i, milliseconds=3),
+            costs=Fees(review_cost=5.0, decline_cost=15.0),
+            scored_at=START + timedelta(seconds=first, milliseconds=3),
             latency_ms=4.0,
-        )
+        ).model_dump(mode="json")
         for i in ids
     ]
     features = [
