@@ -263,9 +263,13 @@ class KafkaSettings(Section):
     batch_size: PositiveInt = Field(
         4000,
         description="messages one graph call decides at most; a slow stream is not held back "
-        "(batch_wait_s bounds the wait), a fast one gets 1.4-1.7x the throughput of 1,000",
+        "(a consumer takes what it has fetched), a fast one gets 1.4-1.7x the throughput of 1,000",
     )
-    batch_wait_s: PositiveFloat = Field(0.05, description="longest wait to fill a batch")
+    batch_wait_s: PositiveFloat = Field(
+        0.05,
+        description="how long a consumer with nothing fetched waits for messages, and the "
+        "longest a broker holds a fetch; one with messages in hand never waits to fill a batch",
+    )
     exactly_once: bool = Field(
         False, description="Kafka transactions: read_committed readers see each decision once"
     )

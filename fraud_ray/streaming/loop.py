@@ -275,7 +275,12 @@ class StreamLoop:
         """
         kafka = self.settings
         clock = StageClock()
-        messages = self.source.consume(kafka.batch_size, kafka.batch_wait_s)
+        # What the client has fetched already, without waiting for a batch to fill: a stream
+        # that keeps up then never waits batch_wait_s on top of its last batch's steps. Only an
+        # idle consumer waits, for the next messages.
+        messages = self.source.consume(kafka.batch_size, 0)
+        if not messages:
+            messages = self.source.consume(kafka.batch_size, kafka.batch_wait_s)
         clock.lap("poll")
         records = [message for message in messages if not self._is_error(message)]
         outcome = None

@@ -213,9 +213,11 @@ class Source:
     seeks: list[TopicPartition] = field(default_factory=list)
     high: int = 100
     assigned: list[int] = field(default_factory=lambda: [0, 1, 2, 3])
+    waits: list[float] = field(default_factory=list)
 
     def consume(self, num_messages: int, timeout: float) -> list[Message]:
-        assert num_messages >= 1 and timeout > 0
+        assert num_messages >= 1 and timeout >= 0
+        self.waits.append(timeout)
         return self.batches.pop(0) if self.batches else []
 
     def commit(self, *, offsets: list[TopicPartition], asynchronous: bool) -> None:
@@ -677,6 +679,15 @@ def test_lag_is_the_distance_from_position_to_the_end() -> None:
     assert sorted(r.loop.stats.assigned) == ["transactions/0", "transactions/1"]
 
 
+def test_a_consumer_takes_what_was_fetched_and_waits_only_when_it_has_nothing() -> None:
+    r = rig([mixed_batch(), []], batch_wait_s=0.2)
+
+    r.loop.step()
+    assert r.source.waits == [0], "messages in hand: no wait for the batch to fill"
+    r.loop.step()
+    assert r.source.waits == [0, 0, 0.2], "nothing fetched: one wait for the next messages"
+
+
 def test_offsets_of_a_batch() -> None:
     batch = mixed_batch()
     assert {(tp.partition, tp.offset) for tp in next_offsets(batch)} == {(0, 13), (1, 8)}
@@ -687,7 +698,7 @@ def test_client_configurations() -> None:
     kafka = KafkaSettings(group="g", exactly_once=True)
     consumer = consumer_config(kafka)
     assert consumer["enable.auto.commit"] is False and consumer["group.id"] == "g"
-    # The broker holds a fetch no longer than the loop waits to fill a batch.
+    # The broker holds a fetch no longer than an idle consumer waits for messages.
     assert consumer["fetch.wait.max.ms"] == 50 and consumer["fetch.min.bytes"] == 65536
     assert consumer_config(KafkaSettings(batch_wait_s=0.0004))["fetch.wait.max.ms"] == 1
     producer = producer_config(kafka, 3)
