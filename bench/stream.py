@@ -329,12 +329,18 @@ def jit_seconds(pid: int | None) -> float | None:
         return None
 
 
-def compiled_since(pid: int | None, before: float | None) -> str:
-    """The broker's JIT compile seconds since ``before`` (``jit_seconds``), as a phrase."""
+def jit_since(pid: int | None, before: float | None) -> float | None:
+    """The broker's JIT compile seconds since ``before`` (``jit_seconds``); None: not known."""
     now = jit_seconds(pid)
-    if now is None or before is None:
-        return "broker JIT compile time not known"
-    return f"broker JIT compile {now - before:.1f} s"
+    return None if now is None or before is None else now - before
+
+
+def jit_phrase(seconds: float | None) -> str:
+    return (
+        "broker JIT compile time not known"
+        if seconds is None
+        else (f"broker JIT compile {seconds:.1f} s")
+    )
 
 
 def latencies(
@@ -361,12 +367,7 @@ def latencies(
             time.sleep(0.2)
     finally:
         drained = pool.stop()
-    compiled_after = jit_seconds(broker_pid)
-    compile_s = (
-        None
-        if compiled_before is None or compiled_after is None
-        else compiled_after - compiled_before
-    )
+    compile_s = jit_since(broker_pid, compiled_before)
     seen = decision_times(settings, len(stamps))
     every = np.array([seen[tx] - stamps[tx] for tx, _, _ in messages], dtype=float)
     return Paced(every[warmup:], every[:warmup], paced_batches(drained), compile_s)
@@ -413,9 +414,9 @@ def by_second(latencies_ms: np.ndarray, rate: float, percentile: float = 50) -> 
 def describe_paced(run: Paced, rate: float) -> str:
     """The figures of a paced run, in one line for the console and the section alike."""
     p50, p99 = run.percentiles
-    compiled = "" if run.compile_s is None else f"; broker JIT compile {run.compile_s:.1f} s"
     return (
-        f"latency at {rate:,.0f} tx/s: p50 {p50:,.0f} ms, p99 {p99:,.0f} ms{compiled}; "
+        f"latency at {rate:,.0f} tx/s: p50 {p50:,.0f} ms, p99 {p99:,.0f} ms; "
+        f"{jit_phrase(run.compile_s)}; "
         f"p50 in each second of the warm-up (ms): {by_second(run.warming, rate)}; "
         f"p99 in each second after it (ms): {by_second(run.measured, rate, 99)}"
     )
@@ -508,7 +509,7 @@ def main() -> None:
             max_rate(
                 settings, WARMUP_BACKLOG, options.pool_size, options.batch_size, options.partitions
             )
-            print(f"warm-up backlog: {compiled_since(broker_pid, compiled)}", flush=True)
+            print(f"warm-up backlog: {jit_phrase(jit_since(broker_pid, compiled))}", flush=True)
             compiled = jit_seconds(broker_pid)
             load = os.getloadavg()[0]
             pooled = max_rate(
@@ -521,7 +522,7 @@ def main() -> None:
             )
             print(
                 f"max rate {pooled.rate:,.0f} tx/s (load {load:.2f}); "
-                f"{compiled_since(broker_pid, compiled)}",
+                f"{jit_phrase(jit_since(broker_pid, compiled))}",
                 flush=True,
             )
             print(pooled.cpu.table(pooled.transactions, (DRIVER,)), flush=True)
@@ -543,7 +544,7 @@ def main() -> None:
                 )
                 print(
                     f"plain loop: max rate {plain.rate:,.0f} tx/s (load {plain_load:.2f}); "
-                    f"{compiled_since(broker_pid, compiled)}",
+                    f"{jit_phrase(jit_since(broker_pid, compiled))}",
                     flush=True,
                 )
                 print(plain.cpu.table(plain.transactions, (DRIVER,)), flush=True)
