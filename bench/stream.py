@@ -336,11 +336,9 @@ def jit_since(pid: int | None, before: float | None) -> float | None:
 
 
 def jit_phrase(seconds: float | None) -> str:
-    return (
-        "broker JIT compile time not known"
-        if seconds is None
-        else (f"broker JIT compile {seconds:.1f} s")
-    )
+    if seconds is None:
+        return "broker JIT compile time not known"
+    return f"broker JIT compile {seconds:.1f} s"
 
 
 def latencies(
