@@ -12,6 +12,7 @@ CONFLICT DO NOTHING`` SQLAlchemy exposes.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -281,7 +282,8 @@ class DecisionLog:
         if not decisions:
             return 0
         insert = self._insert_decisions
-        scored_at = _Instants(insert.instant)
+        # Every decision of a batch has the same scored_at: converted once, not once a row.
+        scored_at = functools.cache(insert.instant)
         rows = [
             _row(
                 decision,
@@ -299,7 +301,7 @@ class DecisionLog:
         """Log a challenger's decisions; a replayed batch changes nothing, as in ``write``."""
         if not decisions:
             return 0
-        scored_at = _Instants(self._insert_shadow.instant)
+        scored_at = functools.cache(self._insert_shadow.instant)
         rows = [
             (  # shadow_table's columns, in order
                 decision[TRANSACTION_ID],
@@ -592,21 +594,6 @@ def _json_text(content: object) -> str:
 def _instant(value: datetime | str) -> datetime:
     """A transaction's time, or a record's ``scored_at`` in its ISO 8601 text (``instant_text``)."""
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
-
-
-class _Instants:
-    """``DriverInsert.instant`` remembering its answers: every decision of a batch has the same
-    ``scored_at``, converted once instead of once a row."""
-
-    def __init__(self, instant: Callable[[datetime | str], datetime | str]) -> None:
-        self.instant = instant
-        self.seen: dict[datetime | str, datetime | str] = {}
-
-    def __call__(self, value: datetime | str) -> datetime | str:
-        found = self.seen.get(value)
-        if found is None:
-            found = self.seen[value] = self.instant(value)
-        return found
 
 
 def _row(
