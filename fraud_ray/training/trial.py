@@ -68,11 +68,16 @@ def fits_one_process(rows: int, settings: TrainingSettings) -> bool:
 def training_frame(dataset: ray.data.Dataset, features: list[str]) -> pd.DataFrame:
     """What a trial needs of the training split, in memory: features and label as floats with NaN
     for missing values (Ray hands over Arrow-backed columns), the ids resampling draws by and the
-    times the folds are cut by."""
+    times the folds are cut by.
+
+    In time order, whatever order Ray Data's blocks arrived in: a booster's row subsampling picks
+    rows by position, so the same data in another order is another model, and on a loaded machine
+    the blocks do arrive in another order.
+    """
     frame = dataset.select_columns([*features, LABEL, TRANSACTION_ID, TIMESTAMP]).to_pandas()
     for name in [*features, LABEL]:
         frame[name] = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
-    return frame
+    return frame.sort_values([TIMESTAMP, TRANSACTION_ID], kind="stable", ignore_index=True)
 
 
 def fit_frame(

@@ -117,6 +117,26 @@ def test_trials_are_judged_on_the_mean_over_their_folds(ray_session: None, tmp_p
     assert ap == pytest.approx(outcome.metrics["average_precision_fold0"])
 
 
+def test_the_same_rows_in_any_block_order_give_the_same_trial_model(ray_session: None) -> None:
+    """Ray Data hands a trial the split's blocks in whatever order they finish, which varies with
+    the machine's load; the booster subsamples rows by position, so without a fixed order the
+    same search on the same data would register another model."""
+    train, validation, _ = frames()
+    config = {"family": "xgboost", "resampling": "none", "ratio": 1.0, "subsample": 0.7}
+    training = TrainingSettings(num_boost_round=30)
+    ordered = ray.data.from_pandas(train).materialize()
+    shuffled = ray.data.from_pandas(np.array_split(train, 8)[::-1]).random_shuffle(seed=3)
+
+    frame = training_frame(ordered, FEATURES)
+    pd.testing.assert_frame_equal(training_frame(shuffled.materialize(), FEATURES), frame)
+    boosters = [
+        fit_frame(config, training_frame(data, FEATURES), validation, FEATURES, training, threads=1)
+        for data in (ordered, shuffled)
+    ]
+    matrix = validation[FEATURES].to_numpy()
+    np.testing.assert_array_equal(*(b.booster.inplace_predict(matrix) for b in boosters))
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_trial_and_ray_train_give_the_same_model(
     ray_session: None, tmp_path: Path, workers: int
