@@ -14,7 +14,7 @@ import base64
 import binascii
 import hmac
 import ipaddress
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Annotated, Any, Literal, get_args
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -61,11 +61,11 @@ def presented(authorization: str | None) -> str | None:
     return None
 
 
-def require(role: Role) -> Callable[..., None]:
+def require(role: Role) -> Callable[..., Coroutine[Any, Any, None]]:
     """The dependency letting a request through only with ``role``'s token, read from
     ``app.state.tokens`` so one router serves apps with different settings."""
 
-    def guard(
+    async def guard(
         request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARERS[role])]
     ) -> None:
         token = request.app.state.tokens.get(role)

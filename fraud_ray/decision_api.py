@@ -84,7 +84,7 @@ class DecisionLogReader:
     serving: ServingSettings
 
 
-def reader(request: Request) -> DecisionLogReader:
+async def reader(request: Request) -> DecisionLogReader:
     """The ``DecisionLogReader`` of the app serving the request."""
     found = getattr(request.app.state, "decisions", None)
     if not isinstance(found, DecisionLogReader):

@@ -32,7 +32,7 @@ EARLIEST = pd.Timestamp.min.tz_localize(UTC)
 LATEST = pd.Timestamp.max.tz_localize(UTC)
 
 
-def monitoring(request: Request) -> MonitoringService:
+async def monitoring(request: Request) -> MonitoringService:
     """The ``MonitoringService`` of the app serving the request."""
     found = getattr(request.app.state, "monitoring", None)
     if not isinstance(found, MonitoringService):
