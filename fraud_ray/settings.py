@@ -373,7 +373,13 @@ class ServingSettings(Section):
         1.0, description="the Retry-After a request refused for a full queue is given"
     )
     batch_max_size: PositiveInt = 64
-    batch_wait_timeout_s: float = Field(0.002, ge=0)
+    batch_wait_timeout_s: float = Field(
+        0.0,
+        ge=0,
+        description="how long the Scorer holds a request for others to join its model call; 0: "
+        "it takes the requests already waiting, which under load are a batch anyway, and a "
+        "lone request is not held",
+    )
     max_batch_transactions: PositiveInt = 10_000
     max_body_bytes: PositiveInt = Field(
         8 * 1024 * 1024,

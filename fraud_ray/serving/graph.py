@@ -147,7 +147,7 @@ class Scorer:
         self.score.set_batch_wait_timeout_s(settings.serving.batch_wait_timeout_s)
         self._follow = asyncio.get_running_loop().create_task(self._follow_rollout())
 
-    @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.002)
+    @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.0)
     async def score(self, batches: list[np.ndarray], amounts: list[np.ndarray]) -> list[Scored]:
         """Each request's rows scored and decided by the settings' costs, in one booster call."""
         model = self.loaded.model
