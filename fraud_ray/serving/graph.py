@@ -71,6 +71,7 @@ from fraud_ray.serving.pipeline import (
     transaction_ids,
 )
 from fraud_ray.serving.recorder import DecisionRecorder
+from fraud_ray.serving.replay import ReplayLookup
 from fraud_ray.serving.rollout import (
     ModelAbout,
     RolloutTimeout,
@@ -228,8 +229,10 @@ class Ingress:
             settings.serving.record_max_pending,
             on_drop=self.metrics.dropped,
         )
+        self.replays = ReplayLookup(
+            lambda ids: self.decision_log().logged(ids), settings.serving.replay_lookup_s
+        )
         self._closing = asyncio.Event()
-        self._lookup: asyncio.Future[dict[str, DecisionRecord]] | None = None
         self.shadow: ServingModel | None = None
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._record())]
@@ -302,28 +305,13 @@ class Ingress:
 
     async def _decided_before(self, ids: list[str]) -> dict[str, DecisionRecord]:
         """The decisions given before for any of ``ids``: from the recorder if not yet written,
-        else from the log, which is given ``serving.replay_lookup_s`` to answer. A log that is
-        away or slow costs no request more than that: its ids are decided anew (and the log,
-        when it is back, keeps the first decision); while a lookup hangs, no other is started."""
+        else from the log (``ReplayLookup``: one query for the requests waiting, each waiting at
+        most ``serving.replay_lookup_s``)."""
         seen = self.recorder.answered(ids)
         missing = [tx for tx in ids if tx not in seen]
-        if not missing or (self._lookup is not None and not self._lookup.done()):
+        if not missing:
             return seen
-        self._lookup = asyncio.ensure_future(asyncio.to_thread(self._logged, missing))
-        try:
-            found = await asyncio.wait_for(
-                asyncio.shield(self._lookup), self.settings.serving.replay_lookup_s
-            )
-        except TimeoutError:
-            logger.warning("the decision log did not say in time which ids were decided before")
-            return seen
-        except Exception as error:  # the log is away: decide, as without it
-            logger.warning("could not look up earlier decisions: %s", error)
-            return seen
-        return seen | found
-
-    def _logged(self, ids: list[str]) -> dict[str, DecisionRecord]:
-        return self.decision_log().logged(ids)
+        return seen | await self.replays.find(missing)
 
     async def _record(self) -> None:
         """Flush the recorder every ``serving.record_flush_s``, and once more when the replica
