@@ -18,8 +18,6 @@ from fraud_ray.features.definitions import MICROS_PER_SECOND, FeatureSpec
 if TYPE_CHECKING:
     import redis
 
-    from fraud_ray.schema import Transaction
-
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -42,17 +40,6 @@ class Event:
     @property
     def key(self) -> tuple[int, str]:
         return (self.ts_us, self.transaction_id)
-
-    @classmethod
-    def from_transaction(cls, transaction: Transaction) -> Event:
-        return cls(
-            transaction_id=transaction.transaction_id,
-            ts_us=epoch_micros(transaction.timestamp),
-            amount=transaction.amount,
-            card_id=transaction.card_id,
-            terminal_id=transaction.terminal_id,
-            attributes=dict(transaction.attributes),
-        )
 
 
 def epoch_micros(moment: datetime) -> int:

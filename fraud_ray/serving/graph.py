@@ -60,13 +60,12 @@ from fraud_ray.serving.api import (
     answer_links,
     refuse_future,
 )
+from fraud_ray.serving.columns import Columns
 from fraud_ray.serving.gate import admit
 from fraud_ray.serving.pipeline import (
     ModelRefused,
     Scored,
     ServingModel,
-    amounts_of,
-    events_from,
     render,
     transaction_ids,
 )
@@ -242,19 +241,17 @@ class Ingress:
             every = settings.monitoring.drift_check_s
             self._tasks.append(loop.create_task(monitoring.check_drift_every(every)))
 
-    async def answer(
-        self, transactions: Sequence[Transaction]
-    ) -> tuple[list[DecisionRecord], np.ndarray]:
-        """Decisions in the transactions' order, and the feature rows they were made on.
+    async def answer(self, batch: Columns) -> tuple[list[DecisionRecord], np.ndarray]:
+        """Decisions in the batch's order, and the feature rows they were made on.
 
         With ``serving.fuse_steps`` the feature and decision steps run in this replica and only
         the model is a hop away; otherwise the rows come back here (the log and the challenger
         need them) and the Scorer's response is handed straight to the decision step.
         """
         received_at = datetime.now(UTC)
-        events = events_from(transactions)
-        amounts = amounts_of(transactions)
-        ids = transaction_ids(transactions)
+        events = batch.events()
+        amounts = np.asarray(batch.amounts, dtype=np.float64)
+        ids = batch.transaction_ids
         if self.online is not None:
             rows = self.online.compute(events)
             scored: Scored = await self.scorer.score.remote(rows, amounts)
@@ -268,15 +265,15 @@ class Ingress:
         return decisions, rows
 
     async def decide_for_log(
-        self, transactions: Sequence[Transaction]
+        self, batch: Columns
     ) -> tuple[list[DecisionRecord], list[str], np.ndarray]:
         """The handle entry point for callers that log decisions themselves, as the streaming
         pool does before it commits: the decisions, and the feature names and rows they were
         made on for that log (an array crosses the handle in one piece, where a dict per row
         cost both ends more than the features themselves). The recorder only scores the
         challenger on them."""
-        decisions, rows = await self.answer(transactions)
-        self.recorder.add(transactions, decisions, rows, log=False)
+        decisions, rows = await self.answer(batch)
+        self.recorder.add(decisions, rows, batch.amounts, transactions=None)
         return decisions, self.spec.names, rows
 
     async def decide_and_log(self, transactions: Sequence[Transaction]) -> list[DecisionRecord]:
@@ -288,14 +285,15 @@ class Ingress:
         every answer for an id is the one the log keeps.
         """
         if not self.settings.serving.log_decisions:
-            return (await self.answer(transactions))[0]
+            return (await self.answer(Columns.of(transactions)))[0]
         ids = transaction_ids(transactions)
         seen = await self._decided_before(ids)
         fresh = [t for t in transactions if t.transaction_id not in seen]
         decisions: list[DecisionRecord] = []
         if fresh:
-            decisions, rows = await self.answer(fresh)
-            self.recorder.add(fresh, decisions, rows, log=True)
+            batch = Columns.of(fresh)
+            decisions, rows = await self.answer(batch)
+            self.recorder.add(decisions, rows, batch.amounts, transactions=fresh)
         if not seen:
             return decisions
         self.metrics.replayed(len(seen))

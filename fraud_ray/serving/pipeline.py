@@ -29,6 +29,7 @@ from fraud_ray.schema import (
     Transaction,
     instant_text,
 )
+from fraud_ray.serving.columns import Columns
 from fraud_ray.settings import Settings
 
 PROBE_START = datetime(2025, 1, 6, 12, tzinfo=UTC)
@@ -72,7 +73,7 @@ class Scored:
 
 
 def events_from(transactions: Sequence[Transaction]) -> list[Event]:
-    return [Event.from_transaction(transaction) for transaction in transactions]
+    return Columns.of(transactions).events()
 
 
 def amounts_of(transactions: Sequence[Transaction]) -> np.ndarray:

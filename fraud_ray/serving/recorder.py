@@ -24,27 +24,23 @@ import numpy as np
 
 from fraud_ray.decision_log import DecisionLog, feature_maps
 from fraud_ray.schema import DecisionRecord, Transaction
-from fraud_ray.serving.pipeline import (
-    ServingModel,
-    amounts_of,
-    decision_records,
-    transaction_ids,
-)
+from fraud_ray.serving.pipeline import ServingModel, decision_records
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class Pending:
-    """Answered batches since the last flush."""
+    """Answered batches since the last flush: each decision with its amount (the challenger's
+    costs need it) and, when the recorder logs it, its transaction."""
 
-    transactions: list[Transaction] = field(default_factory=list)
     decisions: list[DecisionRecord] = field(default_factory=list)
     rows: list[np.ndarray] = field(default_factory=list)
-    logged: list[bool] = field(default_factory=list)
+    amounts: list[float] = field(default_factory=list)
+    transactions: list[Transaction | None] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.transactions)
+        return len(self.decisions)
 
 
 @dataclass(frozen=True)
@@ -79,17 +75,19 @@ class DecisionRecorder:
 
     def add(
         self,
-        transactions: Sequence[Transaction],
         decisions: list[DecisionRecord],
         rows: np.ndarray,
+        amounts: Sequence[float],
         *,
-        log: bool,
+        transactions: Sequence[Transaction] | None,
     ) -> None:
+        """``transactions``: what the decisions are logged with; None when the caller logs them
+        itself (the streaming pool), and the recorder only scores the challenger on them."""
         pending = self.pending
-        pending.transactions.extend(transactions)
         pending.decisions.extend(decisions)
         pending.rows.append(rows)
-        pending.logged.extend([log] * len(transactions))
+        pending.amounts.extend(amounts)
+        pending.transactions.extend(transactions or [None] * len(decisions))
         self.unwritten.update((decision["transaction_id"], decision) for decision in decisions)
         self._bound()
 
@@ -112,10 +110,10 @@ class DecisionRecorder:
         """Put back a batch whose flush failed, ahead of what arrived since."""
         newer = self.pending
         self.pending = Pending(
-            pending.transactions + newer.transactions,
             pending.decisions + newer.decisions,
             pending.rows + newer.rows,
-            pending.logged + newer.logged,
+            pending.amounts + newer.amounts,
+            pending.transactions + newer.transactions,
         )
         self._bound()
 
@@ -126,12 +124,12 @@ class DecisionRecorder:
             return Flushed(0, 0)
         rows = _stacked(pending.rows, self.names)
         log = self.open_log()
-        keep = [i for i, logged in enumerate(pending.logged) if logged]
+        keep = [i for i, transaction in enumerate(pending.transactions) if transaction is not None]
         logged = 0
         if keep:
             logged = log.write(
                 [pending.decisions[i] for i in keep],
-                [pending.transactions[i] for i in keep],
+                [t for t in pending.transactions if t is not None],
                 feature_maps(self.names, rows[keep]),
             )
         shadowed = 0
@@ -145,9 +143,10 @@ class DecisionRecorder:
         """The challenger's decisions, by the same costs as the champion's; without reasons,
         which nobody reads in shadow."""
         probabilities = shadow.model.probabilities(rows)
-        actions, costs = shadow.policy.decide(probabilities, amounts_of(pending.transactions))
+        amounts = np.asarray(pending.amounts, dtype=np.float64)
+        actions, costs = shadow.policy.decide(probabilities, amounts)
         return decision_records(
-            transaction_ids(pending.transactions),
+            [decision["transaction_id"] for decision in pending.decisions],
             probabilities,
             actions,
             costs,
@@ -173,7 +172,10 @@ class DecisionRecorder:
         for decision in pending.decisions[:count]:
             self.unwritten.pop(decision["transaction_id"], None)
         self.pending = Pending(
-            pending.transactions[count:], pending.decisions[count:], rows, pending.logged[count:]
+            pending.decisions[count:],
+            rows,
+            pending.amounts[count:],
+            pending.transactions[count:],
         )
         self.on_drop(count)
         logger.warning("decision log behind: %d answered decisions not logged", count)

@@ -32,6 +32,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from fraud_ray.decision_log import DecisionLog, feature_maps
 from fraud_ray.schema import DecisionRecord, Transaction
+from fraud_ray.serving.columns import Columns
 from fraud_ray.settings import Settings
 from fraud_ray.streaming.clients import consumer_config, producer_config
 from fraud_ray.streaming.loop import LoopStats, StreamLoop, Unavailable
@@ -110,7 +111,7 @@ class Consumer:
         features for the log (drift reads them) until the loop's write of the same batch, which
         always follows the wait before the next one."""
         with graph_errors():
-            response = self.graph.decide_for_log.remote(transactions)
+            response = self.graph.decide_for_log.remote(Columns.of(transactions))
 
         def wait() -> list[DecisionRecord]:
             with graph_errors():

@@ -8,13 +8,15 @@ import numpy as np
 import pytest
 import xgboost as xgb
 from pydantic import ValidationError
+from ray import cloudpickle
 
 from fraud_ray.costs import CostPolicy
 from fraud_ray.features.definitions import FeatureSpec
 from fraud_ray.features.online import OnlineFeatures
-from fraud_ray.features.state import MemoryState
+from fraud_ray.features.state import MemoryState, epoch_micros
 from fraud_ray.model import FraudModel
 from fraud_ray.schema import MAX_AMOUNT, MAX_ATTRIBUTES, Action, Decision, ModelRef, Transaction
+from fraud_ray.serving.columns import Columns
 from fraud_ray.serving.pipeline import (
     NO_HISTORY,
     DecisionPipeline,
@@ -200,3 +202,25 @@ def test_by_default_only_reviews_and_declines_get_reasons() -> None:
         assert made.decision == reference.decision
         if made.decision != Action.APPROVE:
             assert made.reasons == reference.reasons
+
+
+def test_a_batch_crosses_a_handle_as_columns_and_becomes_the_same_events() -> None:
+    """The pool hands the ingress a batch as columns; unpickled there, it must give the feature
+    state exactly the events the transactions themselves give."""
+    batch = [
+        Transaction(
+            transaction_id=f"t{i}",
+            timestamp=datetime(2025, 5, 1, 9, tzinfo=UTC) + timedelta(seconds=i, microseconds=7),
+            card_id=None if i == 2 else f"c{i}",
+            terminal_id=f"term{i % 2}",
+            amount=12.5 * i,
+            attributes={"score": float(i)} if i % 2 else {},
+        )
+        for i in range(4)
+    ]
+    columns = cloudpickle.loads(cloudpickle.dumps(Columns.of(batch)))
+    events = columns.events()
+    assert [e.key for e in events] == [(epoch_micros(t.timestamp), t.transaction_id) for t in batch]
+    assert [(e.amount, e.card_id, e.terminal_id, e.attributes) for e in events] == [
+        (t.amount, t.card_id, t.terminal_id, t.attributes) for t in batch
+    ]

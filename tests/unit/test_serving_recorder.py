@@ -45,6 +45,18 @@ def answered(first: int, count: int) -> tuple[list[Transaction], list[dict], np.
     return batch, render(transaction_ids(batch), scored, SPEC, datetime.now(UTC)), rows
 
 
+def add(
+    sink: DecisionRecorder,
+    batch: tuple[list[Transaction], list[dict], np.ndarray],
+    *,
+    log: bool,
+) -> None:
+    """Hand ``batch`` over as the ingress does: with its transactions when the recorder logs it,
+    without when the caller (the streaming pool) logs it itself."""
+    transactions, decisions, rows = batch
+    sink.add(decisions, rows, amounts_of(transactions), transactions=transactions if log else None)
+
+
 def recorder(
     log: DecisionLog, max_pending: int = 1000, drops: list[int] | None = None
 ) -> DecisionRecorder:
@@ -61,7 +73,7 @@ def test_a_flush_logs_every_answered_decision_with_its_features(log: DecisionLog
     sink = recorder(log)
     for first in (0, 5):
         transactions, decisions, rows = answered(first, 5)
-        sink.add(transactions, decisions, rows, log=True)
+        add(sink, (transactions, decisions, rows), log=True)
     flushed = sink.flush(sink.take(), shadow=None)
     assert (flushed.logged, flushed.shadowed) == (10, 0)
     logged = log.get("t7")
@@ -74,7 +86,7 @@ def test_a_flush_logs_every_answered_decision_with_its_features(log: DecisionLog
 def test_decisions_the_caller_logs_itself_are_only_shadowed(log: DecisionLog) -> None:
     sink = recorder(log)
     transactions, decisions, rows = answered(0, 6)
-    sink.add(transactions, decisions, rows, log=False)
+    add(sink, (transactions, decisions, rows), log=False)
     challenger = ServingModel(make_model("lightgbm", SPEC)[0], CHALLENGER, SPEC, POLICY, reasons=0)
     flushed = sink.flush(sink.take(), shadow=challenger)
     assert (flushed.logged, flushed.shadowed) == (0, 6)
@@ -89,7 +101,7 @@ def test_the_challenger_scores_the_same_rows_without_touching_the_answers(
     sink = recorder(log)
     transactions, decisions, rows = answered(0, 8)
     before = [dict(d) for d in decisions]
-    sink.add(transactions, decisions, rows, log=True)
+    add(sink, (transactions, decisions, rows), log=True)
     challenger = ServingModel(make_model("lightgbm", SPEC)[0], CHALLENGER, SPEC, POLICY, reasons=0)
     sink.flush(sink.take(), shadow=challenger)
     assert decisions == before
@@ -104,22 +116,22 @@ def test_the_challenger_scores_the_same_rows_without_touching_the_answers(
 def test_a_failed_flush_is_restored_ahead_of_newer_decisions(log: DecisionLog) -> None:
     sink = recorder(log)
     first = answered(0, 3)
-    sink.add(*first, log=True)
+    add(sink, first, log=True)
     failed = sink.take()
     second = answered(3, 2)
-    sink.add(*second, log=False)
+    add(sink, second, log=False)
     sink.restore(failed)
     pending = sink.take()
-    assert [t.transaction_id for t in pending.transactions] == ["t0", "t1", "t2", "t3", "t4"]
-    assert pending.logged == [True, True, True, False, False]
+    assert [d["transaction_id"] for d in pending.decisions] == ["t0", "t1", "t2", "t3", "t4"]
+    assert [t is not None for t in pending.transactions] == [True, True, True, False, False]
     assert sink.flush(pending, shadow=None).logged == 3
 
 
 def test_a_full_buffer_drops_the_oldest_and_counts_them_at_once(log: DecisionLog) -> None:
     drops: list[int] = []
     sink = recorder(log, max_pending=4, drops=drops)
-    sink.add(*answered(0, 3), log=True)
-    sink.add(*answered(3, 3), log=True)
+    add(sink, answered(0, 3), log=True)
+    add(sink, answered(3, 3), log=True)
     assert drops == [2]
     pending = sink.take()
     assert [len(rows) for rows in pending.rows] == [1, 3], "a batch is sliced, not re-stacked"
@@ -141,13 +153,13 @@ def test_decisions_dropped_while_the_log_is_away_are_counted_while_it_is_away(
 ) -> None:
     drops: list[int] = []
     sink = DecisionRecorder(away, SPEC.names, max_pending=4, on_drop=drops.append)
-    sink.add(*answered(0, 3), log=True)
-    sink.add(*answered(3, 3), log=True)
+    add(sink, answered(0, 3), log=True)
+    add(sink, answered(3, 3), log=True)
     pending = sink.take()
     with pytest.raises(DecisionLogError):
         sink.flush(pending, shadow=None)
     sink.restore(pending)
-    sink.add(*answered(6, 1), log=True)
+    add(sink, answered(6, 1), log=True)
     assert sum(drops) == 3, "2 dropped before the failure, 1 after, counted as they went"
     sink.open_log = lambda: log
     assert sink.flush(sink.take(), shadow=None).logged == 4
@@ -160,7 +172,7 @@ def test_an_answer_is_found_until_it_is_written_and_after_a_failed_flush(
     """Between an answer and its write, the recorder is the only place a repeated transaction
     can find it: pending, being flushed, or put back after a failed flush."""
     sink = DecisionRecorder(away, SPEC.names, max_pending=10)
-    sink.add(*answered(0, 3), log=True)
+    add(sink, answered(0, 3), log=True)
     assert set(sink.answered(["t0", "t2", "t9"])) == {"t0", "t2"}
     pending = sink.take()
     assert set(sink.answered(["t1"])) == {"t1"}, "being flushed, not yet in the log"
@@ -177,5 +189,5 @@ def test_an_answer_is_found_until_it_is_written_and_after_a_failed_flush(
 
 def test_a_dropped_answer_is_not_found_again() -> None:
     sink = DecisionRecorder(away, SPEC.names, max_pending=2)
-    sink.add(*answered(0, 3), log=True)
+    add(sink, answered(0, 3), log=True)
     assert set(sink.answered(["t0", "t1", "t2"])) == {"t1", "t2"}
